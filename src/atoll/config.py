@@ -1,0 +1,446 @@
+"""Every setting atoll reads: the agent file schema, the Ollama config file, ``mcp.json`` and the
+environment. This is the one module that reads ``os.environ``.
+
+Precedence for the LLM settings, highest first::
+
+    agent file [llm]  >  ~/.ollama_server/.ollama_config.json  >  environment  >  defaults
+
+With no LLM configured anywhere the provider is ``local``: the embedded SmolLM2 model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from atoll.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+# ---- environment variables: declared once, with type, default and meaning ---------------------
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    default: str | None
+    description: str
+
+    def get(self) -> str | None:
+        value = os.environ.get(self.name)
+        return value if value not in (None, "") else self.default
+
+
+ENV_VARS: dict[str, EnvVar] = {
+    v.name: v
+    for v in (
+        EnvVar("OLLAMA_HOST", None, "Upstream Ollama server for the `ollama` provider (host[:port] or URL)."),
+        EnvVar("ATOLL_LLM_PROVIDER", None, "LLM provider when no file sets one: local, ollama, openai."),
+        EnvVar("ATOLL_LLM_MODEL", None, "Model name for the provider when no file sets one."),
+        EnvVar("ATOLL_LLM_BASE_URL", None, "Upstream base URL when no file sets one."),
+        EnvVar("ATOLL_API_KEYS", None, "Comma-separated API keys clients must send as Bearer tokens."),
+        EnvVar("ATOLL_OLLAMA_CONFIG", None, "Path of the Ollama config file "
+               "(default ~/.ollama_server/.ollama_config.json)."),
+        EnvVar("ATOLL_HOME", None, "Directory for atoll's own state (default ~/.atoll)."),
+    )
+}
+
+
+def env(name: str) -> str | None:
+    return ENV_VARS[name].get()
+
+
+def atoll_home() -> Path:
+    return Path(env("ATOLL_HOME") or Path.home() / ".atoll")
+
+
+# ---- $VAR / ${VAR} / ${VAR:-default} expansion ----------------------------------------------
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expand_vars(value: Any, *, where: str = "") -> Any:
+    """Expand environment references in every string of ``value`` (recursively).
+
+    ``$$`` is a literal ``$``. An unset variable without a default is an error that names it.
+    """
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name = match.group(1) or match.group(3)
+            default = match.group(2)
+            found = os.environ.get(name)
+            if found is not None:
+                return found
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable ${name} is not set", field=where or None)
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: expand_vars(v, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_vars(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+# ---- the agent file schema ------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    """Sections keep unknown keys (with a warning) but reject wrong types."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+ProviderName = str  # "local" | "ollama" | "openai" | "module:Class"
+
+
+class AgentSection(_Section):
+    name: str = "atoll-agent"
+    version: str = "1.0.0"
+    description: str = ""
+    capabilities: list[str] = Field(default_factory=list)
+    #: Tool-calling rounds before the loop gives up with a final answer saying so.
+    max_iterations: int = Field(default=10, ge=1, le=100)
+    #: Seconds one tool call may take before its result becomes a timeout error.
+    tool_timeout: float = Field(default=60.0, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_model_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?", value):
+            raise ValueError("must be a model name: letters, digits, '.', '_', '-' (no spaces or ':')")
+        return value
+
+
+class LLMConfig(_Section):
+    provider: ProviderName | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, gt=0)
+    context_length: int | None = Field(default=None, gt=0)
+    request_timeout: float = Field(default=120.0, gt=0)
+    system_prompt: str | None = None
+    model_path: str | None = None
+    #: Backend-specific settings passed through to the provider untouched.
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class McpServerConfig(_Section):
+    """One MCP server: stdio (``command``) or remote (``url``).
+
+    Accepts the VS Code (``type``) and Claude Desktop / Cursor (``transport`` or nothing) spellings.
+    """
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    type: Literal["stdio", "http", "sse"] | None = Field(default=None, alias="transport")
+    timeout: float = Field(default=30.0, gt=0)
+    enabled: bool = True
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        kind = data.pop("type", None) or data.get("transport")
+        if "httpUrl" in data and "url" not in data:
+            data["url"] = data.pop("httpUrl")
+            kind = kind or "http"
+        if "disabled" in data and "enabled" not in data:
+            data["enabled"] = not data.pop("disabled")
+        if isinstance(kind, str):
+            kind = kind.lower().replace("_", "-")
+            kind = {"streamable-http": "http", "streamablehttp": "http"}.get(kind, kind)
+        if kind is None:
+            if data.get("command"):
+                kind = "stdio"
+            elif isinstance(data.get("url"), str):
+                kind = "sse" if re.search(r"/sse(/|\?|&|$)", data["url"]) else "http"
+        data["transport"] = kind
+        return data
+
+    @model_validator(mode="after")
+    def _has_target(self) -> McpServerConfig:
+        if self.type == "stdio" and not self.command:
+            raise ValueError("a stdio server needs 'command'")
+        if self.type in ("http", "sse") and not self.url:
+            raise ValueError(f"a {self.type} server needs 'url'")
+        if self.type is None:
+            raise ValueError("needs 'command' (stdio) or 'url' (http/sse)")
+        return self
+
+
+class SubAgentConfig(_Section):
+    url: str
+    auth_token: str | None = None
+    description: str = ""
+    #: The model name to ask for on the child (default: the child's own, from its /api/tags).
+    model: str | None = None
+    timeout: float = Field(default=120.0, gt=0)
+    enabled: bool = True
+
+
+class ServerSection(_Section):
+    session_timeout_minutes: float = Field(default=30.0, gt=0)
+    session_store: Literal["sqlite", "memory"] = "sqlite"
+    #: SQLite file for sessions; relative paths are relative to the agent file.
+    session_db: str = "sessions.db"
+    session_cleanup_interval_s: float = Field(default=60.0, gt=0)
+    api_keys: list[str] = Field(default_factory=list)
+    mcp_connect_timeout: float = Field(default=10.0, gt=0)
+    drain_timeout: float = Field(default=10.0, ge=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    request_timeout: float = Field(default=600.0, gt=0)
+    rate_limit_per_minute: int | None = Field(default=None, gt=0)
+    max_concurrent_generations: int | None = Field(default=None, gt=0)
+
+
+class DeploymentSection(_Section):
+    auto_start: bool = True
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    startup_timeout: float = Field(default=60.0, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class ResourcesSection(_Section):
+    max_memory_mb: int | None = Field(default=None, gt=0)
+    max_cpu_percent: float | None = Field(default=None, gt=0)
+
+
+KNOWN_SECTIONS = ("agent", "llm", "mcp_servers", "sub_agents", "server", "deployment", "resources")
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    agent: AgentSection = Field(default_factory=AgentSection)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    sub_agents: dict[str, SubAgentConfig] = Field(default_factory=dict)
+    server: ServerSection = Field(default_factory=ServerSection)
+    deployment: DeploymentSection = Field(default_factory=DeploymentSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+
+    #: Where the file was read from (None for the built-in default agent).
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+# ---- reading files --------------------------------------------------------------------------
+
+
+def _describe_error(err: Any) -> str:
+    loc = ".".join(str(part) for part in err["loc"])
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f", got {got!r}"
+    return f"{loc}: {err['msg']}{shown}"
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """Parse a TOML or JSON file into a dict, turning syntax errors into ``ConfigError``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=str(path)) from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                          path=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a table/object at the top level", path=str(path))
+    return data
+
+
+def _warn_unknown(data: dict[str, Any], path: Path) -> None:
+    for key in data:
+        if key not in KNOWN_SECTIONS:
+            logger.warning("%s: unknown section [%s] ignored", path, key)
+
+
+def _warn_unknown_keys(config: AgentConfig, path: Path) -> None:
+    for section in ("agent", "llm", "server", "deployment", "resources"):
+        extra = getattr(config, section).model_extra or {}
+        for key in extra:
+            logger.warning("%s: unknown key %s.%s ignored", path, section, key)
+
+
+def load_agent_file(path: Path) -> AgentConfig:
+    """Read and validate ``agent.toml`` / ``agent.json``. Errors name the file and the field."""
+    path = path.expanduser().resolve()
+    data = read_document(path)
+    _warn_unknown(data, path)
+    try:
+        data = expand_vars(data)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=str(path)) from exc
+    if "agent" not in data or not isinstance(data.get("agent"), dict) or "name" not in data["agent"]:
+        data.setdefault("agent", {})
+        if isinstance(data["agent"], dict):
+            data["agent"].setdefault("name", _name_from_folder(path.parent))
+    try:
+        config = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(_describe_error(first) + more, path=str(path)) from exc
+    config.source = path
+    _warn_unknown_keys(config, path)
+    return config
+
+
+def _name_from_folder(folder: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-.")
+    return name or "atoll-agent"
+
+
+def load_mcp_json(path: Path) -> dict[str, McpServerConfig]:
+    """Servers from an ``mcp.json`` in either the ``mcpServers`` or the VS Code ``servers`` format."""
+    data = expand_vars(read_document(path))
+    servers = data.get("mcpServers", data.get("servers"))
+    if servers is None and data and all(isinstance(v, dict) and ("command" in v or "url" in v)
+                                        for v in data.values()):
+        servers = data
+    if servers is None:
+        return {}
+    if not isinstance(servers, dict):
+        raise ConfigError("expected an object of servers", path=str(path), field="mcpServers")
+    result: dict[str, McpServerConfig] = {}
+    for name, entry in servers.items():
+        try:
+            result[name] = McpServerConfig.model_validate(entry)
+        except ValidationError as exc:
+            raise ConfigError(_describe_error(exc.errors()[0]), path=str(path), field=f"servers.{name}") from exc
+    return result
+
+
+@dataclass
+class OllamaFileConfig:
+    """ATOLL's ``~/.ollama_server/.ollama_config.json``: ``base_url`` has no port; ``port`` is separate."""
+
+    base_url: str | None = None
+    model: str | None = None
+    request_timeout: float | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+
+
+def ollama_config_path() -> Path:
+    return Path(env("ATOLL_OLLAMA_CONFIG") or Path.home() / ".ollama_server" / ".ollama_config.json")
+
+
+def load_ollama_config(path: Path | None = None) -> OllamaFileConfig | None:
+    path = path or ollama_config_path()
+    if not path.is_file():
+        return None
+    data = read_document(path)
+    fields: dict[str, tuple[type, ...]] = {
+        "base_url": (str,), "port": (int,), "model": (str,), "request_timeout": (int, float),
+        "max_tokens": (int,), "temperature": (int, float), "top_p": (int, float),
+    }
+    for key, types in fields.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"expected {expected}, got {value!r}", path=str(path), field=key)
+    base_url = data.get("base_url")
+    if base_url and data.get("port"):
+        base_url = f"{base_url.rstrip('/')}:{data['port']}"
+    return OllamaFileConfig(
+        base_url=base_url, model=data.get("model"), request_timeout=data.get("request_timeout"),
+        max_tokens=data.get("max_tokens"), temperature=data.get("temperature"), top_p=data.get("top_p"),
+    )
+
+
+def normalise_ollama_host(value: str) -> str:
+    """``OLLAMA_HOST`` as the Ollama clients read it: scheme and port are optional."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = "http://" + value
+    scheme, _, rest = value.partition("://")
+    host, _, port = rest.partition(":")
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    return f"{scheme}://{host}:{port or '11434'}"
+
+
+def resolve_llm(file_llm: LLMConfig, ollama_file: OllamaFileConfig | None) -> LLMConfig:
+    """Apply the precedence: agent file > Ollama config file > environment > defaults."""
+    llm = file_llm.model_copy(deep=True)
+    env_provider = env("ATOLL_LLM_PROVIDER")
+    env_host = env("OLLAMA_HOST")
+    if llm.provider is None:
+        if llm.model_path:
+            llm.provider = "local"
+        elif llm.base_url or llm.model or ollama_file is not None:
+            llm.provider = "ollama"
+        elif env_provider:
+            llm.provider = env_provider
+        elif env_host or env("ATOLL_LLM_BASE_URL") or env("ATOLL_LLM_MODEL"):
+            llm.provider = "ollama"
+        else:
+            llm.provider = "local"
+    if llm.provider == "ollama" and ollama_file is not None:
+        llm.base_url = llm.base_url or ollama_file.base_url
+        llm.model = llm.model or ollama_file.model
+        llm.max_tokens = llm.max_tokens or ollama_file.max_tokens
+        if llm.temperature is None:
+            llm.temperature = ollama_file.temperature
+        if llm.top_p is None:
+            llm.top_p = ollama_file.top_p
+        if ollama_file.request_timeout and "request_timeout" not in file_llm.model_fields_set:
+            llm.request_timeout = float(ollama_file.request_timeout)
+    llm.base_url = llm.base_url or env("ATOLL_LLM_BASE_URL")
+    llm.model = llm.model or env("ATOLL_LLM_MODEL")
+    if llm.provider == "ollama":
+        llm.base_url = normalise_ollama_host(llm.base_url or env_host or "127.0.0.1:11434")
+        llm.model = llm.model or "llama3.2"
+    return llm
+
+
+def load_agent_config(path: Path | None, *, cwd: Path | None = None) -> AgentConfig:
+    """The full agent configuration: the agent file (or the default agent), the Ollama config
+    file, ``mcp.json`` in the working directory and the environment, merged by precedence."""
+    config = load_agent_file(path) if path else AgentConfig()
+    config.llm = resolve_llm(config.llm, load_ollama_config())
+    mcp_json = (cwd or Path.cwd()) / "mcp.json"
+    if mcp_json.is_file():
+        for name, server in load_mcp_json(mcp_json).items():
+            config.mcp_servers.setdefault(name, server)
+    keys = env("ATOLL_API_KEYS")
+    if keys and not config.server.api_keys:
+        config.server.api_keys = [k.strip() for k in keys.split(",") if k.strip()]
+    return config
