@@ -39,6 +39,9 @@ class Message(BaseModel):
     #: For ``role == "tool"``: which call this answers, and the tool's name.
     tool_call_id: str | None = None
     tool_name: str | None = None
+    #: True for the agent's own tool-calling turns (calls to MCP tools and their results), which the
+    #: client never sees; sessions keep them, and history matching skips them.
+    internal: bool = False
 
 
 class ToolSpec(BaseModel):
@@ -67,6 +70,8 @@ class Usage:
     load_duration_ns: int = 0
     prompt_eval_duration_ns: int = 0
     eval_duration_ns: int = 0
+    #: Wall time of the whole request; set by the agent loop, not by providers.
+    total_duration_ns: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(

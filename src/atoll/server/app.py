@@ -1,0 +1,69 @@
+"""``create_app``: the FastAPI application for one agent, and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from atoll._version import __version__
+from atoll.server import routes_atoll, routes_ollama, routes_sessions
+from atoll.server.errors import install_error_handlers
+from atoll.server.runtime import AgentRuntime
+
+logger = logging.getLogger(__name__)
+
+#: Origins Ollama allows by default, so browser-based clients work out of the box.
+DEFAULT_CORS_ORIGIN_REGEX = (
+    r"^(https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?"
+    r"|app://.*|file://.*|tauri://.*|vscode-webview://.*|vscode-file://.*)$"
+)
+
+
+async def _start(runtime: AgentRuntime) -> None:
+    """Bring the agent up in the background, so ``/health`` can say "starting" meanwhile."""
+    try:
+        await runtime.start()
+        logger.info("agent %s is ready", runtime.name)
+    except Exception as exc:
+        runtime.state = "unhealthy"
+        runtime.error = str(exc)
+        logger.exception("agent %s failed to start", runtime.name)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: AgentRuntime = app.state.runtime
+    starting = asyncio.create_task(_start(runtime))
+    cleanup = asyncio.create_task(
+        runtime.sessions.cleanup_forever(runtime.config.server.session_cleanup_interval_s))
+    try:
+        yield
+    finally:
+        cleanup.cancel()
+        starting.cancel()
+        with suppress(asyncio.CancelledError):
+            await starting
+        await runtime.aclose()
+
+
+def create_app(runtime: AgentRuntime) -> FastAPI:
+    app = FastAPI(title=f"atoll agent {runtime.name}", version=__version__, lifespan=lifespan,
+                  docs_url="/atoll/docs", redoc_url=None, openapi_url="/atoll/openapi.json")
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (routes_ollama, routes_sessions, routes_atoll):
+        app.include_router(module.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=runtime.config.server.cors_origins,
+        allow_origin_regex=DEFAULT_CORS_ORIGIN_REGEX,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Session-ID", "X-Request-ID"],
+    )
+    return app

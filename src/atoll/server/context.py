@@ -1,0 +1,20 @@
+"""Per-request access to the agent runtime and the caller's identity."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from atoll.server.runtime import AgentRuntime
+
+
+def runtime_of(request: Request) -> AgentRuntime:
+    runtime: AgentRuntime = request.app.state.runtime
+    return runtime
+
+
+def caller(request: Request) -> str:
+    """A fingerprint of the API key the request authenticated with ("" without keys).
+
+    Sessions are bound to it, so one key cannot read another key's conversations.
+    """
+    return str(getattr(request.state, "key_owner", ""))

@@ -1,0 +1,88 @@
+"""Health, status and direct tool use (ATOLL's extensions to the Ollama API)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jsonschema
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse
+
+from atoll._version import __version__
+from atoll.errors import NotFound, RequestError
+from atoll.server.body import read_body
+from atoll.server.context import runtime_of
+from atoll.server.runtime import AgentRuntime
+from atoll.wire import timestamp
+
+router = APIRouter()
+
+
+def _health_timestamp() -> str:
+    # The seed shows a naive local ISO timestamp with microseconds; keep its shape, in UTC.
+    return timestamp()[:-1]
+
+
+@router.get("/health")
+async def health(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
+    status = runtime.state if runtime.state != "stopping" else "unhealthy"
+    body: dict[str, Any] = {"status": status, "timestamp": _health_timestamp()}
+    if runtime.error:
+        body["error"] = runtime.error
+    return JSONResponse(body, status_code=200 if status == "healthy" else 503)
+
+
+@router.get("/atoll/status")
+async def status(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
+    tool_status = runtime.toolbox.status()
+    mcp = {k: v for k, v in tool_status.items() if not str(v.get("kind", "")).startswith("agent")}
+    children = {k: v for k, v in tool_status.items() if str(v.get("kind", "")).startswith("agent")}
+    body = {
+        "status": runtime.state,
+        "agent": {"name": runtime.name, "version": runtime.config.agent.version,
+                  "description": runtime.config.agent.description,
+                  "capabilities": runtime.config.agent.capabilities},
+        "atoll_version": __version__,
+        "llm": {"provider": runtime.provider.name, "model": runtime.provider.model,
+                "base_url": runtime.provider.base_url},
+        "mcp_servers": mcp,
+        "sub_agents": children,
+        "tools": len(runtime.toolbox.specs()),
+        "active_sessions": await runtime.sessions.active_count(),
+        "uptime_s": round(time.monotonic() - runtime.started_monotonic, 3),
+    }
+    return JSONResponse(body, status_code=200 if runtime.state == "healthy" else 503)
+
+
+@router.get("/atoll/tools")
+async def list_tools(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    return {"tools": [{"name": s.name, "description": s.description, "input_schema": s.parameters,
+                       "source": s.source} for s in runtime.toolbox.specs()]}
+
+
+class ToolInvocation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/atoll/tools/{name}")
+async def call_tool(name: str, request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    runtime.require_ready()
+    spec = next((s for s in runtime.toolbox.specs() if s.name == name), None)
+    if spec is None:
+        raise NotFound(f"tool '{name}' not found")
+    body = await read_body(request, ToolInvocation, allow_empty=True)
+    try:
+        jsonschema.validate(body.arguments, spec.parameters)
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
+        raise RequestError(f"invalid arguments for tool '{name}': {where}: {exc.message}") from exc
+    except jsonschema.SchemaError:
+        pass  # a server's sloppy schema is its business; let the server judge the arguments
+    started = time.perf_counter()
+    result = await runtime.toolbox.call(name, body.arguments, timeout=runtime.config.agent.tool_timeout)
+    return {"tool": name, "source": result.source or spec.source, "result": result.content,
+            "is_error": result.is_error,
+            "execution_time_ms": round((result.duration_s or time.perf_counter() - started) * 1000, 2)}

@@ -1,0 +1,134 @@
+"""The Ollama-native API: liveness, model listing, chat and generate."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from atoll._version import OLLAMA_COMPAT_VERSION
+from atoll.agent.events import AgentEvent, RunFinished
+from atoll.agent.loop import RunRequest
+from atoll.errors import RequestError
+from atoll.messages import Message
+from atoll.server.body import read_body
+from atoll.server.context import caller, runtime_of
+from atoll.server.conversation import converse
+from atoll.server.models import model_entry, show_response
+from atoll.server.runtime import AgentRuntime
+from atoll.server.streaming import collect, stream_ndjson
+from atoll.server.translate import (
+    ChunkEncoder,
+    context_for_session,
+    messages_from_wire,
+    options_from_wire,
+    session_from_context,
+    tools_from_wire,
+)
+from atoll.wire import ChatRequest, GenerateRequest, ModelNameRequest, timestamp
+
+router = APIRouter()
+
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def root() -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"])
+async def version() -> dict[str, str]:
+    return {"version": OLLAMA_COMPAT_VERSION}
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"])
+async def tags(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    return {"models": [model_entry(runtime).model_dump(exclude_none=True)]}
+
+
+@router.get("/api/ps")
+async def ps(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    running = runtime.state == "healthy"
+    return {"models": [model_entry(runtime, loaded=True).model_dump(exclude_none=True)] if running else []}
+
+
+@router.post("/api/show")
+async def show(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    body = await read_body(request, ModelNameRequest)
+    runtime.check_model(body.requested)
+    return show_response(runtime).model_dump(exclude_none=True)
+
+
+async def encode_events(encoder: ChunkEncoder, events: AsyncIterator[AgentEvent],
+                        *, collected: bool) -> AsyncIterator[dict[str, Any]]:
+    async for event in events:
+        if isinstance(event, RunFinished):
+            yield encoder.final(event, collected=collected)
+        else:
+            chunk = encoder.chunk(event)
+            if chunk is not None and not collected:
+                yield chunk
+
+
+async def respond(request: Request, encoder: ChunkEncoder, events: AsyncIterator[AgentEvent], *,
+                  streaming: bool, session_id: str | None) -> Response:
+    headers = {"X-Session-ID": session_id} if session_id else None
+    chunks = encode_events(encoder, events, collected=not streaming)
+    if streaming:
+        return await stream_ndjson(chunks, headers=headers)
+    return JSONResponse(await collect(request, chunks), headers=headers)
+
+
+def _load_reply(model: str, *, unload: bool, generate: bool) -> JSONResponse:
+    """What Ollama answers to an empty prompt: the model is (un)loaded, nothing generated."""
+    body: dict[str, Any] = {"model": model, "created_at": timestamp()}
+    if generate:
+        body["response"] = ""
+    else:
+        body["message"] = {"role": "assistant", "content": ""}
+    body |= {"done": True, "done_reason": "unload" if unload else "load"}
+    return JSONResponse(body)
+
+
+@router.post("/api/chat")
+async def chat(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> Response:
+    body = await read_body(request, ChatRequest)
+    model = runtime.check_model(body.model)
+    if not body.messages:
+        return _load_reply(model, unload=body.unload, generate=False)
+    runtime.require_ready()
+    run = RunRequest(messages_from_wire(body.messages), tools_from_wire(body.tools),
+                     options_from_wire(body.options), body.format, body.think)
+    session_id = request.headers.get("x-session-id") or body.session_id
+    events = converse(runtime, run, session_id=session_id, owner=caller(request))
+    return await respond(request, ChunkEncoder(model), events, streaming=body.streaming, session_id=session_id)
+
+
+def _generate_messages(body: GenerateRequest) -> list[Message]:
+    if body.raw and (body.system or body.template or body.context):
+        raise RequestError("raw mode does not support template, system, or context")
+    messages = [Message(role="system", content=body.system)] if body.system else []
+    messages.append(Message(role="user", content=body.prompt or "", images=body.images or None))
+    return messages
+
+
+@router.post("/api/generate")
+async def generate(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> Response:
+    body = await read_body(request, GenerateRequest)
+    model = runtime.check_model(body.model, missing_status=404)
+    if not body.prompt:
+        return _load_reply(model, unload=body.unload, generate=True)
+    runtime.require_ready()
+    run = RunRequest(_generate_messages(body), [], options_from_wire(body.options), body.format, body.think)
+    session_id = None
+    if not body.raw:
+        session_id = (request.headers.get("x-session-id") or body.session_id
+                      or session_from_context(body.context) or uuid.uuid4().hex)
+    encoder = ChunkEncoder(model, generate=True,
+                           context=context_for_session(session_id) if session_id else None)
+    events = converse(runtime, run, session_id=session_id, owner=caller(request))
+    return await respond(request, encoder, events, streaming=body.streaming, session_id=session_id)

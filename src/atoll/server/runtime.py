@@ -1,0 +1,120 @@
+"""Everything one agent server holds while it runs: provider, tools, sessions, readiness."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+from atoll.agent.loop import AgentRunner
+from atoll.config import AgentConfig
+from atoll.errors import ModelNotFound, NotReady, RequestError
+from atoll.messages import GenerationOptions
+from atoll.providers.base import Provider, create_provider
+from atoll.sessions import SessionManager, open_store
+from atoll.tools import EmptyToolbox, Toolbox
+
+logger = logging.getLogger(__name__)
+
+State = Literal["starting", "healthy", "unhealthy", "stopping"]
+
+
+def normalise_model_name(name: str) -> str:
+    """Ollama matching: case-insensitive, ``foo`` is ``foo:latest``."""
+    name = name.strip().lower()
+    return name[: -len(":latest")] if name.endswith(":latest") else name
+
+
+def build_toolbox(config: AgentConfig) -> Toolbox:
+    """MCP servers and child agents, when the agent has any (imported lazily: most agents have none)."""
+    parts: list[Toolbox] = []
+    servers = {name: s for name, s in config.mcp_servers.items() if s.enabled}
+    if servers:
+        from atoll.mcp_client import McpToolbox
+
+        parts.append(McpToolbox(servers, connect_timeout=config.server.mcp_connect_timeout))
+    children = {name: s for name, s in config.sub_agents.items() if s.enabled}
+    if children:
+        from atoll.subagents import SubAgentToolbox
+
+        parts.append(SubAgentToolbox(children))
+    if not parts:
+        return EmptyToolbox()
+    if len(parts) == 1:
+        return parts[0]
+    from atoll.mcp_client import CompositeToolbox
+
+    return CompositeToolbox(*parts)
+
+
+class AgentRuntime:
+    def __init__(self, config: AgentConfig, *, provider: Provider | None = None,
+                 toolbox: Toolbox | None = None) -> None:
+        self.config = config
+        self.name = config.agent.name
+        self.provider = provider or create_provider(config.llm)
+        self.toolbox = toolbox or build_toolbox(config)
+        self.sessions = SessionManager(open_store(config), config.server.session_timeout_minutes)
+        llm = config.llm
+        self.runner = AgentRunner(
+            self.provider, self.toolbox, system_prompt=llm.system_prompt,
+            defaults=GenerationOptions(temperature=llm.temperature, top_p=llm.top_p, max_tokens=llm.max_tokens),
+            max_iterations=config.agent.max_iterations, tool_timeout=config.agent.tool_timeout,
+        )
+        self.state: State = "starting"
+        self.started_monotonic = time.monotonic()
+        self.error: str | None = None
+        self.modified_at = datetime.fromtimestamp(config.source.stat().st_mtime, UTC) if config.source \
+            else datetime.now(UTC)
+        self.digest = self._digest()
+
+    def _digest(self) -> str:
+        """A stable 64-hex digest of the agent definition (Ollama clients expect one)."""
+        source = self.config.source.read_bytes() if self.config.source else self.name.encode()
+        return hashlib.sha256(source + self.provider.model.encode()).hexdigest()
+
+    async def start(self) -> None:
+        await self.provider.start()
+        await self.toolbox.start()
+        self.state = "healthy"
+
+    async def aclose(self) -> None:
+        self.state = "stopping"
+        try:
+            await self.toolbox.aclose()
+        finally:
+            try:
+                await self.provider.aclose()
+            finally:
+                await self.sessions.store.aclose()
+
+    @property
+    def model_tag(self) -> str:
+        return f"{self.name}:latest"
+
+    def check_model(self, requested: str | None, *, missing_status: int = 400) -> str:
+        """The requested name if it names this agent; else the errors Ollama gives."""
+        if not requested:
+            if missing_status == 404:
+                raise ModelNotFound("")
+            raise RequestError("model is required")
+        if normalise_model_name(requested) != normalise_model_name(self.name):
+            raise ModelNotFound(requested)
+        return requested
+
+    def require_ready(self) -> None:
+        if self.state != "healthy":
+            raise NotReady(f"Agent not initialized (state: {self.state})")
+
+    @property
+    def capabilities(self) -> list[str]:
+        caps = ["completion"]
+        if self.toolbox.specs() or self.provider.profile.supports_tools:
+            caps.append("tools")
+        if self.provider.profile.supports_embeddings:
+            caps.append("embedding")
+        if self.provider.profile.supports_thinking:
+            caps.append("thinking")
+        return caps

@@ -1,0 +1,101 @@
+"""``atoll --server``: run one agent as an HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+
+from atoll.config import AgentConfig, load_agent_config
+from atoll.errors import AtollError, ConfigError
+from atoll.server.app import create_app
+from atoll.server.runtime import AgentRuntime
+
+logger = logging.getLogger("atoll")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="atoll --server", description="Serve one agent over the Ollama API.")
+    parser.add_argument("--port", type=int, default=8100, help="port to listen on (default 8100)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--agent", type=Path, help="agent.toml or agent.json (default: the built-in agent)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return parser.parse_args(argv)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind before anything else starts, so "port in use" is one clear line and no race."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: int) -> str:
+    shown_host = "localhost" if host in ("0.0.0.0", "::") else host
+    provider = runtime.provider
+    upstream = f" at {provider.base_url}" if provider.base_url else ""
+    lines = [
+        f"[OK] atoll agent server '{config.agent.name}' listening on http://{host}:{port}",
+        f"  Agent:    {config.agent.name} {config.agent.version}"
+        + (f" ({config.source})" if config.source else " (built-in default agent)"),
+        f"  LLM:      {provider.name} / {provider.model}{upstream}",
+        f"  MCP:      {len(config.mcp_servers)} server(s); sub-agents: {len(config.sub_agents)}",
+        f"  URL:      http://{shown_host}:{port}  (Ollama API; model name '{runtime.model_tag}')",
+    ]
+    if not is_loopback(host) and not config.server.api_keys:
+        lines.append(f"  WARNING:  listening on {host} (beyond loopback) with no API key configured: "
+                     "anyone who can reach this port can use the agent. Set [server] api_keys or ATOLL_API_KEYS.")
+    return "\n".join(lines)
+
+
+def serve_main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err = Console(stderr=True, highlight=False)
+    try:
+        config = load_agent_config(args.agent)
+        runtime = AgentRuntime(config)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 2
+    except AtollError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 1
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
+        return 1
+    Console(highlight=False).print(startup_block(config, runtime, args.host, args.port), markup=False)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(runtime), log_level=args.log_level, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=int(config.server.drain_timeout) or None,
+    ))
+    server.run(sockets=[sock])
+    return 0

@@ -1,0 +1,119 @@
+"""NDJSON streaming with Ollama's error semantics.
+
+The producer runs in one task of its own and hands chunks over a queue. That lets the handler
+wait for the first chunk and still answer a real status code (404, 502, ...) if the producer fails
+before producing anything; once bytes have gone out, a failure becomes a last ``{"error": ...}``
+line. When the client disconnects, the response is cancelled and so is the producer task, which
+stops the generation and any tool calls in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from atoll.errors import AtollError
+from atoll.server.errors import error_response
+
+logger = logging.getLogger(__name__)
+
+NDJSON = "application/x-ndjson"
+_END = object()
+
+
+def ndjson_line(chunk: dict[str, Any]) -> bytes:
+    return json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, AtollError):
+        return exc.message
+    logger.error("generation failed", exc_info=exc)
+    return f"generation failed: {type(exc).__name__}: {exc}"
+
+
+class _Pump:
+    def __init__(self, chunks: AsyncIterator[dict[str, Any]]) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        self._task = asyncio.create_task(self._run(chunks))
+
+    async def _run(self, chunks: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for chunk in chunks:
+                await self._queue.put(chunk)
+            await self._queue.put(_END)
+        except Exception as exc:
+            await self._queue.put(exc)
+
+    async def next(self) -> Any:
+        return await self._queue.get()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+def ollama_error_chunk(message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+async def stream_ndjson(
+    chunks: AsyncIterator[dict[str, Any]],
+    *,
+    headers: dict[str, str] | None = None,
+    encode: Callable[[dict[str, Any]], bytes] = ndjson_line,
+    error_chunk: Callable[[str], dict[str, Any]] = ollama_error_chunk,
+    media_type: str = NDJSON,
+    error_response_for: Callable[[AtollError], Response] = error_response,
+) -> Response:
+    """Stream ``chunks``; ``encode``/``error_chunk``/``media_type`` let the OpenAI dialect reuse it."""
+    pump = _Pump(chunks)
+    try:
+        first = await pump.next()
+    except asyncio.CancelledError:
+        pump.cancel()
+        raise
+    if isinstance(first, AtollError):
+        return error_response_for(first)
+    if isinstance(first, Exception):
+        return error_response_for(AtollError(_error_message(first)))
+
+    async def body() -> AsyncIterator[bytes]:
+        item = first
+        try:
+            while item is not _END:
+                if isinstance(item, Exception):
+                    yield encode(error_chunk(_error_message(item)))
+                    return
+                yield encode(item)
+                item = await pump.next()
+        finally:
+            pump.cancel()
+
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
+
+
+async def collect(request: Request, chunks: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+    """Run the producer to its last chunk (``stream:false``), cancelling it if the client leaves."""
+    last: dict[str, Any] = {}
+
+    async def drain() -> None:
+        nonlocal last
+        async for chunk in chunks:
+            last = chunk
+
+    task = asyncio.create_task(drain())
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            if not task.done() and await request.is_disconnected():
+                task.cancel()
+                logger.info("client went away; generation cancelled")
+        return task.result() or last
+    finally:
+        task.cancel()

@@ -1,0 +1,143 @@
+"""Session semantics on top of a store: one writer per session, expiry, history merging."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from atoll.errors import NotFound
+from atoll.messages import Message
+from atoll.sessions.store import SessionRecord, SessionStore
+
+if TYPE_CHECKING:
+    from atoll.config import AgentConfig
+
+logger = logging.getLogger(__name__)
+
+
+def open_store(config: AgentConfig) -> SessionStore:
+    if config.server.session_store == "memory":
+        from atoll.sessions.memory import MemoryStore
+
+        return MemoryStore()
+    from atoll.sessions.sqlite import SqliteStore
+
+    return SqliteStore(config.resolve_path(config.server.session_db))
+
+
+def _key(message: Message) -> tuple[str, str]:
+    return (message.role, message.content)
+
+
+def _client_turns(messages: list[Message]) -> list[Message]:
+    """The messages a client authors and resends verbatim: user, system and client tool results."""
+    return [m for m in messages if m.role in ("user", "system", "tool") and not m.internal]
+
+
+def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message]:
+    """The part of ``incoming`` that the session does not hold yet.
+
+    A client either sends only its new turn, or resends the whole conversation. In the second
+    case the assistant turns it resends are its own copy of our replies (and lack our internal tool
+    rounds), so we align on the turns the client authored and take what follows the last of them.
+    """
+    known = _client_turns(stored)
+    if not known:
+        return incoming
+    seen = 0
+    for index, message in enumerate(incoming):
+        if message.role == "assistant" or message.internal:
+            continue
+        if seen < len(known) and _key(message) == _key(known[seen]):
+            seen += 1
+            if seen == len(known):
+                rest = incoming[index + 1:]
+                while rest and rest[0].role == "assistant":
+                    rest = rest[1:]
+                return rest
+            continue
+        break
+    return incoming
+
+
+class SessionManager:
+    def __init__(self, store: SessionStore, timeout_minutes: float) -> None:
+        self.store = store
+        self.timeout_minutes = timeout_minutes
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def timeout_s(self) -> float:
+        return self.timeout_minutes * 60
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    async def _live(self, session_id: str, owner: str) -> SessionRecord | None:
+        """The session if it exists, has not expired, and belongs to ``owner``.
+
+        A session created with another API key is reported as not found, not as forbidden, so a
+        key cannot even learn that the id exists.
+        """
+        record = await self.store.get(session_id)
+        if record is None:
+            return None
+        if record.owner != owner:
+            raise NotFound(f"session '{session_id}' not found")
+        if record.updated < time.time() - self.timeout_s:
+            await self.store.delete(session_id)
+            return None
+        return record
+
+    @asynccontextmanager
+    async def open(self, session_id: str, owner: str = "") -> AsyncIterator[SessionRecord]:
+        """Hold the session for one request: concurrent requests on it queue up, never interleave.
+
+        The caller appends to ``record.messages``; what it appended is saved even when the request
+        fails or the client goes away, so a retry continues from the same transcript.
+        """
+        async with self._lock(session_id):
+            record = await self._live(session_id, owner)
+            if record is None:
+                now = time.time()
+                record = SessionRecord(session_id, [], owner, now, now)
+            try:
+                yield record
+            finally:
+                record.updated = time.time()
+                await self.store.put(record)
+
+    async def get(self, session_id: str, owner: str = "") -> SessionRecord:
+        record = await self._live(session_id, owner)
+        if record is None:
+            raise NotFound(f"session '{session_id}' not found")
+        return record
+
+    async def delete(self, session_id: str, owner: str = "") -> None:
+        await self.get(session_id, owner)
+        await self.store.delete(session_id)
+        self._locks.pop(session_id, None)
+
+    async def active_count(self) -> int:
+        return await self.store.count_since(time.time() - self.timeout_s)
+
+    async def cleanup(self) -> int:
+        removed = await self.store.delete_before(time.time() - self.timeout_s)
+        for session_id, lock in list(self._locks.items()):
+            if not lock.locked() and await self.store.get(session_id) is None:
+                self._locks.pop(session_id, None)
+        if removed:
+            logger.info("cleaned up %d expired session(s)", removed)
+        return removed
+
+    async def cleanup_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.cleanup()
+            except Exception:
+                logger.exception("session cleanup failed")

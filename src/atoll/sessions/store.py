@@ -1,0 +1,36 @@
+"""The storage protocol every session backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from atoll.messages import Message
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    messages: list[Message] = field(default_factory=list)
+    #: A fingerprint of the API key that created the session ("" without keys); other keys can't see it.
+    owner: str = ""
+    created: float = 0.0
+    updated: float = 0.0
+
+
+class SessionStore(Protocol):
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def put(self, record: SessionRecord) -> None: ...
+
+    async def delete(self, session_id: str) -> bool: ...
+
+    async def count_since(self, cutoff: float) -> int:
+        """Sessions updated at or after ``cutoff`` (unix time)."""
+        ...
+
+    async def delete_before(self, cutoff: float) -> int:
+        """Delete sessions last updated before ``cutoff``; return how many."""
+        ...
+
+    async def aclose(self) -> None: ...
