@@ -1,0 +1,285 @@
+"""One agent's life: start, wait for readiness, watch health, restart with backoff, give up, stop.
+
+    stopped --start--> starting --/health 200--> running <--> unhealthy
+                          |                         |             | (threshold)
+                          +--exit / timeout---------+--exit-------+--> restarting --backoff--> starting
+                                                                  \\--> failed (crash loop)
+
+Everything with side effects is injected (``RunnerDeps``): the process factory, the health probe,
+the signal functions, the clock, ``sleep`` and the random source. Tests drive it with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from atoll.deploy.discover import AgentSpec
+from atoll.deploy.policy import BackoffPolicy, CrashLoopGuard, Timeouts
+
+logger = logging.getLogger(__name__)
+
+STARTING, RUNNING, UNHEALTHY, RESTARTING, FAILED, STOPPED, STOPPING = (
+    "starting", "running", "unhealthy", "restarting", "failed", "stopped", "stopping",
+)
+SETTLED = frozenset({RUNNING, FAILED, STOPPED})
+
+
+class ChildProcess(Protocol):
+    """A started agent process; the leader of its own process group (``pgid == pid``)."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def descendants(self) -> list[Any]:
+        """A snapshot of the process tree under the leader, for the sweep after a stop."""
+        ...
+
+    def kill_stragglers(self, snapshot: list[Any]) -> None:
+        """SIGKILL whatever in ``snapshot`` is still alive (children that left the group)."""
+        ...
+
+    def owns_port(self, port: int) -> bool:
+        """True when this process tree listens on ``port`` (so a 200 is really ours)."""
+        ...
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RunnerDeps:
+    spawn: Callable[[AgentSpec, int], Awaitable[ChildProcess]]
+    probe: Callable[[int], Awaitable[bool]]
+    signal_group: Callable[[int, int], None] = _signal_group
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    rand: Callable[[], float] = random.random
+    wall: Callable[[], datetime] = _utcnow
+    log_tail: Callable[[str, int], list[str]] = field(default=lambda name, lines: [])
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        spec: AgentSpec,
+        port: int,
+        deps: RunnerDeps,
+        *,
+        timeouts: Timeouts | None = None,
+        backoff: BackoffPolicy | None = None,
+        guard: CrashLoopGuard | None = None,
+        restart_on_failure: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.port = port
+        self.deps = deps
+        self.timeouts = timeouts or Timeouts()
+        self.backoff = backoff or BackoffPolicy()
+        self.guard = guard or CrashLoopGuard()
+        self.restart_on_failure = restart_on_failure
+        self.state = STOPPED
+        self.history: list[tuple[float, str]] = []
+        self.proc: ChildProcess | None = None
+        self.restarts = 0
+        self.last_exit_code: int | None = None
+        self.error: str | None = None
+        self.log_tail: list[str] = []
+        self.last_health_check: datetime | None = None
+        self.last_health_ok: bool | None = None
+        self.started_at: datetime | None = None
+        self._running_since: float | None = None
+        self._attempt = 0
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    # ---- commands -----------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start (or restart after "failed"): a manual start forgets earlier crashes."""
+        if self.active:
+            return
+        self.guard.reset()
+        self._attempt = 0
+        self.restarts = 0
+        self.error = None
+        self.log_tail = []
+        self._set(STARTING)
+        self._task = asyncio.create_task(self._lifecycle(), name=f"agent:{self.spec.name}")
+
+    async def stop(self) -> None:
+        """SIGTERM the process group, wait ``timeouts.stop``, then SIGKILL; no descendant survives."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.proc is not None:
+            self._set(STOPPING)
+            await self._terminate(self.proc)
+            self._record_exit(self.proc)
+            self.proc = None
+        self._running_since = None
+        self._set(STOPPED)
+
+    async def wait_for(self, states: frozenset[str] | set[str]) -> str:
+        """Wait until the state is one of ``states``; returns the state reached. Callers bound it."""
+        while self.state not in states:
+            await self._changed.wait()
+        return self.state
+
+    def uptime(self) -> float | None:
+        if self._running_since is None or self.state not in (RUNNING, UNHEALTHY):
+            return None
+        return self.deps.clock() - self._running_since
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    async def _lifecycle(self) -> None:
+        try:
+            while True:
+                reason = await self._run_once()
+                if not self.restart_on_failure or not self.guard.allow(self.deps.clock()):
+                    self._give_up(reason)
+                    return
+                self.restarts += 1
+                delay = self.backoff.delay(self._attempt, self.deps.rand())
+                self._attempt += 1
+                logger.warning("agent %s %s; restarting in %.2fs", self.spec.name, reason, delay)
+                self._set(RESTARTING)
+                await self.deps.sleep(delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("agent %s: supervisor error", self.spec.name)
+            self._give_up(f"supervisor error: {exc}")
+
+    async def _run_once(self) -> str:
+        """Run one process from spawn to its end; returns why it ended."""
+        self._set(STARTING)
+        self.proc = proc = await self.deps.spawn(self.spec, self.port)
+        self.started_at = self.deps.wall()
+        try:
+            failure = await self._await_ready(proc)
+            if failure is None:
+                self._running_since = self.deps.clock()
+                self._set(RUNNING)
+                failure = await self._monitor(proc)
+        finally:
+            if self.proc is proc and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                await self._terminate(proc)
+        self._record_exit(proc)
+        self.proc = None
+        self._running_since = None
+        return failure
+
+    async def _await_ready(self, proc: ChildProcess) -> str | None:
+        timeout = self.spec.startup_timeout or self.timeouts.startup
+        deadline = self.deps.clock() + timeout
+        while True:
+            if proc.returncode is not None:
+                return f"exited with code {proc.returncode} during startup"
+            healthy = await self.deps.probe(self.port)
+            if healthy and proc.returncode is None and proc.owns_port(self.port):
+                self._note_health(True)
+                return None
+            if self.deps.clock() >= deadline:
+                return f"not ready after {timeout:g}s (startup timeout)"
+            await self._exit_or_sleep(proc, self.timeouts.ready_poll)
+
+    async def _monitor(self, proc: ChildProcess) -> str:
+        failures = 0
+        while True:
+            await self._exit_or_sleep(proc, self.timeouts.health_interval)
+            if proc.returncode is not None:
+                return f"exited with code {proc.returncode}"
+            ok = await self.deps.probe(self.port)
+            self._note_health(ok)
+            if ok:
+                failures = 0
+                self._set(RUNNING)
+                if self._running_since is not None and \
+                        self.deps.clock() - self._running_since >= self.backoff.reset_after:
+                    self._attempt = 0
+                continue
+            failures += 1
+            self._set(UNHEALTHY)
+            if failures >= self.timeouts.health_threshold:
+                return f"failed {failures} health checks in a row"
+
+    async def _exit_or_sleep(self, proc: ChildProcess, seconds: float) -> None:
+        """Return when the process exits or ``seconds`` pass, whichever is first."""
+        if proc.returncode is not None:
+            return
+        waiter = asyncio.ensure_future(proc.wait())
+        sleeper = asyncio.ensure_future(self.deps.sleep(seconds))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, sleeper):
+                task.cancel()
+            await asyncio.gather(waiter, sleeper, return_exceptions=True)
+
+    async def _terminate(self, proc: ChildProcess) -> None:
+        """SIGTERM the group -> grace -> SIGKILL the group, then kill any descendant that left it."""
+        snapshot = proc.descendants() if proc.returncode is None else []
+        if proc.returncode is None:
+            self.deps.signal_group(proc.pid, signal.SIGTERM)
+            await self._exit_or_sleep(proc, self.timeouts.stop)
+        # The leader may be gone while members of its group (MCP servers) linger: kill the group.
+        self.deps.signal_group(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
+            await proc.wait()
+        proc.kill_stragglers(snapshot)
+
+    # ---- bookkeeping ----------------------------------------------------------------------------
+
+    def _record_exit(self, proc: ChildProcess) -> None:
+        if proc.returncode is not None:
+            self.last_exit_code = proc.returncode
+
+    def _note_health(self, ok: bool) -> None:
+        self.last_health_check = self.deps.wall()
+        self.last_health_ok = ok
+
+    def _give_up(self, reason: str) -> None:
+        if self.restart_on_failure:
+            self.error = f"{reason}; gave up after {self.guard.max_restarts} restarts " \
+                         f"within {self.guard.window:g}s"
+        else:
+            self.error = reason
+        self.log_tail = self.deps.log_tail(self.spec.name, 20)
+        logger.error("agent %s failed: %s", self.spec.name, self.error)
+        self._set(FAILED)
+
+    def _set(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        self.history.append((self.deps.clock(), state))
+        logger.info("agent %s -> %s", self.spec.name, state)
+        self._changed.set()
+        self._changed = asyncio.Event()
