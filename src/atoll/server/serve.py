@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import ipaddress
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -72,6 +75,21 @@ def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: i
     return "\n".join(lines)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown, so the process dies "by signal".
+    A clean drain is a success for us and for supervisors: exit 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
 def serve_main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -93,7 +111,7 @@ def serve_main(argv: list[str]) -> int:
         err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
         return 1
     Console(highlight=False).print(startup_block(config, runtime, args.host, args.port), markup=False)
-    server = uvicorn.Server(uvicorn.Config(
+    server = _Server(uvicorn.Config(
         create_app(runtime), log_level=args.log_level, access_log=False, lifespan="on",
         timeout_graceful_shutdown=int(config.server.drain_timeout) or None,
     ))

@@ -1,0 +1,43 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reads the developer's ~/.ollama_server or ~/.atoll, or their LLM environment."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("OLLAMA_HOST", "ATOLL_LLM_PROVIDER", "ATOLL_LLM_MODEL", "ATOLL_LLM_BASE_URL",
+                 "ATOLL_API_KEYS", "ATOLL_OLLAMA_CONFIG", "ATOLL_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
+    """A real agent server process with the scripted LLM, shared by a test module."""
+    folder: Path = tmp_path_factory.mktemp("echo-agent")
+    agent = write_agent(folder, scripted_agent_toml("echo"))
+    with run_agent_server(agent, cwd=folder) as server:
+        yield server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every ``async def`` test on anyio's asyncio backend without a marker on each."""
+    import inspect
+
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.add_marker(pytest.mark.anyio)

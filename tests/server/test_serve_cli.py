@@ -1,0 +1,77 @@
+"""The `atoll --server` process: startup block, port in use, bad config, graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import run_agent_server, scripted_agent_toml, server_env, write_agent
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "atoll", "--server", *args], cwd=cwd, env=server_env(HOME=str(cwd)),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_startup_block_names_agent_provider_model_and_url(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml("greeter"))
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        output = server.output()
+    assert "greeter" in output and "scripted / scripted" in output and f":{server.port}" in output
+    assert "WARNING" not in output  # loopback: no warning
+
+
+def test_warns_when_listening_beyond_loopback_without_keys(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml())
+    with run_agent_server(agent, cwd=tmp_path, args=["--host", "0.0.0.0"]) as server:
+        assert "WARNING" in server.output() and "no API key" in server.output()
+
+
+def test_port_in_use_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(["--host", "127.0.0.1", "--port", str(port), "--agent", str(agent)], tmp_path)
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_invalid_config_names_file_and_field_exit_2(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, '[agent]\nname = "x"\n[llm]\ntemperature = "hot"\n')
+    result = run_cli(["--port", "0", "--agent", str(agent)], tmp_path)
+    assert result.returncode == 2
+    assert str(agent) in result.stderr and "llm.temperature" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sigterm_drains_in_flight_request_and_exits_0(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml())
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        first_chunk = threading.Event()
+        received: list[dict] = []
+
+        def slow_stream() -> None:
+            with httpx.stream("POST", server.url + "/api/chat", timeout=30, json={
+                    "model": "echo", "messages": [{"role": "user", "content": "/slow 8 0.1"}]}) as response:
+                for line in response.iter_lines():
+                    received.append(json.loads(line))
+                    first_chunk.set()
+
+        worker = threading.Thread(target=slow_stream)
+        worker.start()
+        assert first_chunk.wait(15)
+        code = server.stop(signal.SIGTERM)
+        worker.join(30)
+    assert code == 0
+    assert received[-1]["done"] is True
+    assert "".join(c["message"]["content"] for c in received).startswith("s1 s2 s3 s4 s5 s6 s7 s8")

@@ -1,0 +1,94 @@
+"""Server-side sessions: opt-in, no duplication, one writer per session, expiry, persistence."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from pathlib import Path
+
+import httpx
+import ollama
+
+from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
+
+
+def chat(server: AgentServer, messages: list[dict], session: str, **extra: object) -> httpx.Response:
+    return httpx.post(server.url + "/api/chat", headers={"X-Session-ID": session}, timeout=30,
+                      json={"model": "echo", "stream": False, "messages": messages, **extra})
+
+
+def history(server: AgentServer, session: str) -> list[tuple[str, str]]:
+    body = httpx.get(f"{server.url}/api/sessions/{session}").json()
+    return [(m["role"], m["content"]) for m in body["messages"]]
+
+
+def test_seed_session_endpoints(echo_server: AgentServer) -> None:
+    chat(echo_server, [{"role": "user", "content": "hi"}], uuid.uuid4().hex)
+    stats = httpx.get(echo_server.url + "/api/sessions").json()
+    assert stats["timeout_minutes"] == 30 and stats["active_sessions"] >= 1
+    assert httpx.post(echo_server.url + "/api/sessions/cleanup").json() == {"cleaned_sessions": 0}
+
+
+def test_client_may_send_only_new_messages(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    first = chat(echo_server, [{"role": "user", "content": "one"}], session)
+    assert first.headers["x-session-id"] == session
+    second = chat(echo_server, [{"role": "user", "content": "/history"}], session)
+    assert second.json()["message"]["content"] == (
+        "system:You are echo. | user:one | assistant:You said: one | user:/history")
+
+
+def test_resent_full_history_is_not_duplicated(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    chat(echo_server, [{"role": "user", "content": "one"}], session)
+    chat(echo_server, [{"role": "user", "content": "one"}, {"role": "assistant", "content": "You said: one"},
+                       {"role": "user", "content": "two"}], session)
+    assert history(echo_server, session) == [("user", "one"), ("assistant", "You said: one"),
+                                             ("user", "two"), ("assistant", "You said: two")]
+
+
+def test_session_id_in_body_and_delete(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    httpx.post(echo_server.url + "/api/chat", json={"model": "echo", "stream": False, "session_id": session,
+                                                     "messages": [{"role": "user", "content": "x"}]})
+    assert len(history(echo_server, session)) == 2
+    assert httpx.delete(f"{echo_server.url}/api/sessions/{session}").status_code == 204
+    gone = httpx.get(f"{echo_server.url}/api/sessions/{session}")
+    assert gone.status_code == 404 and "not found" in gone.json()["error"]
+
+
+def test_concurrent_turns_on_one_session_never_interleave(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    words = [f"/slow 3 0.02 t{i}" for i in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda w: chat(echo_server, [{"role": "user", "content": w}], session), words))
+    turns = history(echo_server, session)
+    assert len(turns) == 12
+    assert [role for role, _ in turns] == ["user", "assistant"] * 6
+    assert sorted(content for role, content in turns if role == "user") == sorted(words)
+
+
+def test_streamed_turns_are_recorded_too(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    client = ollama.Client(host=echo_server.url, headers={"X-Session-ID": session})
+    list(client.chat(model="echo", messages=[{"role": "user", "content": "streamed"}], stream=True))
+    assert history(echo_server, session) == [("user", "streamed"), ("assistant", "You said: streamed")]
+
+
+def test_sessions_survive_a_restart_and_expire(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml(extra="[server]\nsession_timeout_minutes = 0.02\n"
+                                                            "session_cleanup_interval_s = 0.2\n"))
+    session = uuid.uuid4().hex
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        chat(server, [{"role": "user", "content": "persist me"}], session)
+    assert (tmp_path / "sessions.db").exists()
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        assert history(server, session)[0] == ("user", "persist me")
+        # 0.02 minutes = 1.2 s of inactivity; the background task then removes it.
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and httpx.get(server.url + "/api/sessions").json()["active_sessions"]:
+            time.sleep(0.1)
+        assert httpx.get(server.url + "/api/sessions").json()["active_sessions"] == 0
+        assert httpx.get(f"{server.url}/api/sessions/{session}").status_code == 404
