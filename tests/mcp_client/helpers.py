@@ -1,0 +1,111 @@
+"""Helpers for the MCP client tests: paths of the installed servers, loopback ports, processes,
+and waiting on conditions with deadlines."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+
+from atoll.config import McpServerConfig
+
+REPO = Path(__file__).resolve().parents[2]
+SERVERS_DIR = REPO / ".mcp-servers"
+EVERYTHING_JS = SERVERS_DIR / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+TIME_BIN = SERVERS_DIR / "py/bin/mcp-server-time"
+CHANGING_TOOLS = Path(__file__).parent / "servers" / "changing_tools.py"
+
+
+def hanging_server() -> McpServerConfig:
+    """A stdio "server" that starts and never says a word."""
+    return McpServerConfig(command=sys.executable, args=["-c", "import time; time.sleep(3600)"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with code {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop by PID: SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+class HttpEverything:
+    """server-everything in one of its HTTP modes on a loopback port; restartable on the same port."""
+
+    def __init__(self, js: Path, mode: str) -> None:
+        self.js, self.mode, self.port = js, mode, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        path = "sse" if self.mode == "sse" else "mcp"
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def start(self) -> None:
+        env = {**os.environ, "PORT": str(self.port)}
+        self.proc = subprocess.Popen(["node", str(self.js), self.mode], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
+    try:
+        with anyio.fail_after(timeout):
+            while not predicate():  # noqa: ASYNC110 - the state lives in other tasks and processes
+                await anyio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def child_processes() -> list[psutil.Process]:
+    return psutil.Process().children(recursive=True)
+
+
+def kill_and_wait(proc: psutil.Process, timeout: float = 5.0) -> None:
+    """SIGKILL a child and wait until it is gone or a zombie (reaping is left to asyncio)."""
+    proc.kill()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"process {proc.pid} survived SIGKILL")
+
