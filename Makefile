@@ -1,0 +1,46 @@
+# One command per task. `make serve` and `make test` each do all the set-up they need on a fresh
+# machine (venv, llama-cpp-python built portably, MCP test servers) and are fast once it is done.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8100
+HOST   ?= 0.0.0.0
+
+# The default native llama.cpp build crashes (SIGSEGV in the AMX kernel) on some x86 CPUs;
+# this portable build runs everywhere with AVX2.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+                    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+
+.PHONY: install mcp-servers serve test lint check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[local,test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+mcp-servers:
+	bash scripts/install-mcp-servers.sh
+
+serve: install
+	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+test: install mcp-servers lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: test
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .mcp-servers
