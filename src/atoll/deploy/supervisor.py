@@ -99,7 +99,7 @@ class Supervisor:
                 raise Conflict(f"Agent already running: {name}", error_code="AGENT_ALREADY_RUNNING")
             runner.start()
             if wait:
-                await self._settle(runner)
+                await self.settle(runner)
             return runner
 
     async def stop(self, name: str) -> AgentRunner:
@@ -112,7 +112,7 @@ class Supervisor:
             await runner.stop()
             runner.start()
             if wait:
-                await self._settle(runner)
+                await self.settle(runner)
             return runner
 
     async def remove(self, name: str) -> AgentRunner:
@@ -123,7 +123,7 @@ class Supervisor:
             self.checksums.pop(name, None)
             return runner
 
-    async def _settle(self, runner: AgentRunner) -> str:
+    async def settle(self, runner: AgentRunner) -> str:
         """Wait until the agent is running, failed or stopped (bounded by its startup budget)."""
         timeouts = self.settings.timeouts
         budget = (runner.spec.startup_timeout or timeouts.startup) + timeouts.stop + 5
@@ -139,7 +139,7 @@ class Supervisor:
         for runner in chosen:
             runner.start()
         if wait:
-            await asyncio.gather(*(self._settle(r) for r in chosen))
+            await asyncio.gather(*(self.settle(r) for r in chosen))
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)

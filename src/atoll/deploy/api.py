@@ -1,0 +1,143 @@
+"""The management REST API: agents, their logs, deploys and remote servers.
+
+Errors are ``{"detail": ..., "error_code": ...}`` with 400/404/409 (see ``deploy/errors.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from atoll.deploy.errors import BadRequest, ManagementError
+from atoll.deploy.logs import log_paths, tail
+from atoll.deploy.remote import check_all
+from atoll.deploy.runner import FAILED, RUNNING
+
+if TYPE_CHECKING:
+    from atoll.deploy.app import DeployContext
+
+MAX_LOG_LINES = 10_000
+
+
+def _ctx(request: Request) -> DeployContext:
+    return request.app.state.ctx
+
+
+def _flag(request: Request, key: str, default: bool) -> bool:
+    value = request.query_params.get(key)
+    if value is None:
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+async def health(request: Request) -> JSONResponse:
+    sup = _ctx(request).supervisor
+    running = sum(1 for r in sup.runners.values() if r.state == RUNNING)
+    return JSONResponse({"status": "healthy", "timestamp": datetime.now(UTC).isoformat(),
+                         "agents": {"total": len(sup.runners), "running": running}})
+
+
+async def list_agents(request: Request) -> JSONResponse:
+    sup = _ctx(request).supervisor
+    problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
+    return JSONResponse({"agents": sup.statuses(), "problems": problems})
+
+
+async def get_agent(request: Request) -> JSONResponse:
+    return JSONResponse(_ctx(request).supervisor.status(request.path_params["name"]))
+
+
+async def start_agent(request: Request) -> JSONResponse:
+    sup = _ctx(request).supervisor
+    name = request.path_params["name"]
+    runner = await sup.start(name, wait=_flag(request, "wait", True))
+    return _after_start(sup.status(name), runner.state)
+
+
+async def restart_agent(request: Request) -> JSONResponse:
+    sup = _ctx(request).supervisor
+    name = request.path_params["name"]
+    runner = await sup.restart(name, wait=_flag(request, "wait", True))
+    return _after_start(sup.status(name), runner.state)
+
+
+def _after_start(body: dict[str, Any], state: str) -> JSONResponse:
+    if state == FAILED:
+        raise ManagementError(f"Agent {body['name']} failed to start: {body['error_message']}",
+                              error_code="AGENT_START_FAILED")
+    return JSONResponse(body)
+
+
+async def stop_agent(request: Request) -> JSONResponse:
+    sup = _ctx(request).supervisor
+    name = request.path_params["name"]
+    await sup.stop(name)
+    return JSONResponse(sup.status(name))
+
+
+async def delete_agent(request: Request) -> JSONResponse:
+    name = request.path_params["name"]
+    await _ctx(request).deployer.remove(name)
+    return JSONResponse({"name": name, "status": "deleted"})
+
+
+async def agent_logs(request: Request) -> JSONResponse:
+    ctx = _ctx(request)
+    name = request.path_params["name"]
+    ctx.supervisor.get(name)
+    raw = request.query_params.get("lines", "100")
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_LOG_LINES:
+        raise BadRequest(f"lines must be an integer from 1 to {MAX_LOG_LINES}")
+    lines = int(raw)
+    paths = log_paths(ctx.logs_dir, name)
+    return JSONResponse({"name": name, "lines": lines,
+                         **{stream: tail(path, lines) for stream, path in paths.items()}})
+
+
+async def deploy_agent(request: Request) -> JSONResponse:
+    ctx = _ctx(request)
+    limit = ctx.deployer.limits.max_package_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
+        raise BadRequest(f"upload is larger than {limit} bytes", error_code="PACKAGE_TOO_LARGE")
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except Exception as exc:  # a malformed multipart body is the client's error
+        raise BadRequest(f"expected multipart/form-data with a 'file': {exc}") from exc
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise BadRequest("missing 'file' (the agent package, a zip)", error_code="INVALID_PACKAGE")
+        data = await upload.read()
+        name = form.get("name")
+        force = str(form.get("force", "false")).lower() in ("1", "true", "yes", "on")
+    finally:
+        await form.close()
+    result = await ctx.deployer.deploy(data, name=name if isinstance(name, str) and name else None,
+                                       force=force)
+    return JSONResponse(result)
+
+
+async def remote(request: Request) -> JSONResponse:
+    ctx = _ctx(request)
+    statuses = await check_all(ctx.client, ctx.config.remote_servers)
+    return JSONResponse({"remote_servers": [s.to_dict() for s in statuses]})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/health", health),
+        Route("/agents", list_agents),
+        Route("/agents/deploy", deploy_agent, methods=["POST"]),
+        Route("/agents/{name}", get_agent),
+        Route("/agents/{name}", delete_agent, methods=["DELETE"]),
+        Route("/agents/{name}/start", start_agent, methods=["POST"]),
+        Route("/agents/{name}/stop", stop_agent, methods=["POST"]),
+        Route("/agents/{name}/restart", restart_agent, methods=["POST"]),
+        Route("/agents/{name}/logs", agent_logs),
+        Route("/remote", remote),
+    ]

@@ -1,0 +1,63 @@
+"""The deployment server's HTTP app: management API + Ollama front door on one port."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from atoll.deploy import api, front_door
+from atoll.deploy.config import DeploymentConfig
+from atoll.deploy.deploy_zip import Deployer
+from atoll.deploy.errors import ManagementError
+from atoll.deploy.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+#: No read timeout on relayed generations: the agent's own request_timeout bounds them.
+PROXY_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=30.0, pool=None)
+
+
+@dataclass
+class DeployContext:
+    supervisor: Supervisor
+    deployer: Deployer
+    config: DeploymentConfig
+    logs_dir: Path
+    client: httpx.AsyncClient
+    #: Model name -> base URL of the remote front door that listed it.
+    remote_index: dict[str, str] = field(default_factory=dict)
+
+
+async def _management_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ManagementError)
+    return JSONResponse({"detail": exc.message, "error_code": exc.error_code}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    return JSONResponse({"detail": exc.detail, "error_code": code}, status_code=exc.status_code)
+
+
+def create_app(ctx: DeployContext) -> Starlette:
+    app = Starlette(
+        routes=[*api.routes(), *front_door.routes()],
+        exception_handlers={ManagementError: _management_error, HTTPException: _http_error},
+    )
+    app.state.ctx = ctx
+    return app
+
+
+def make_client() -> httpx.AsyncClient:
+    # trust_env=False: agents and remotes are addressed directly, never through a proxy.
+    return httpx.AsyncClient(timeout=PROXY_TIMEOUT, trust_env=False,
+                             limits=httpx.Limits(max_connections=200, max_keepalive_connections=40))

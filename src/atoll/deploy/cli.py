@@ -1,0 +1,143 @@
+"""``atoll`` (no ``--server``): run the deployment server; ``atoll status``: ask the running one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from atoll.deploy.config import DeploymentConfig, load_deployment_config, resolve_agents_dir, state_path
+from atoll.deploy.errors import ManagementError
+from atoll.deploy.remote import check_all
+from atoll.deploy.status import STATUS_COLUMNS, startup_block, status_rows
+from atoll.errors import ConfigError
+
+if TYPE_CHECKING:
+    from atoll.deploy.service import DeploymentServer
+
+logger = logging.getLogger(__name__)
+
+
+def _deploy_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atoll", description="Run the ATOLL deployment server.")
+    parser.add_argument("--agents-dir", help="folder of agent folders (default: agents_directory from "
+                        "deployment_servers.json, else ./atoll_agents)")
+    parser.add_argument("--config", type=Path, help="deployment config file "
+                        "(default: ~/.atoll/deployment_servers.json)")
+    parser.add_argument("--host", help="address of the management API (default 127.0.0.1)")
+    parser.add_argument("--api-port", type=int, help="management API port (default 8080)")
+    parser.add_argument("--base-port", type=int, help="first agent port (default 8100)")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser
+
+
+def deploy_main(argv: list[str]) -> int:
+    args = _deploy_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_deployment_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in {"host": args.host, "api_port": args.api_port,
+                                   "base_port": args.base_port}.items() if v is not None}
+    config = config.model_copy(update=overrides)
+    if not config.enabled:
+        print("The deployment server is disabled (enabled: false in deployment_servers.json).")
+        return 0
+    agents_dir = resolve_agents_dir(args.agents_dir, config, Path.cwd())
+    if not agents_dir.exists():
+        agents_dir.mkdir(parents=True)
+        print(f"note: created the agents directory {agents_dir}; put one folder per agent in it "
+              "(each with agent.toml or agent.json).")
+    try:
+        return asyncio.run(_serve(config, agents_dir))
+    except ManagementError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(config: DeploymentConfig, agents_dir: Path) -> int:
+    from atoll.deploy.service import DeploymentServer, bind_api_socket
+
+    sock = bind_api_socket(config)
+    server = DeploymentServer.build(config, agents_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def report(url: str) -> None:
+        await _print_block(server, url)
+
+    await server.run(stop, on_ready=report, sock=sock)
+    print("ATOLL deployment server stopped; all agents stopped.", flush=True)
+    return 0
+
+
+async def _print_block(server: DeploymentServer, url: str) -> None:
+    sup = server.supervisor
+    remotes = await check_all(server.client, server.config.remote_servers)
+    problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
+    lines = startup_block(server.config.display_host, sup.statuses(), problems, remotes, url,
+                          str(server.agents_dir))
+    print("\n".join(lines), flush=True)
+
+
+def _server_url(explicit: str | None) -> str:
+    if explicit:
+        return explicit.rstrip("/")
+    try:
+        return json.loads(state_path().read_text())["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    config = load_deployment_config()
+    return f"http://{config.bind_host}:{config.api_port}"
+
+
+def status_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="atoll status", description="Status of the running deployment "
+                                     "server's agents.")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--url", help="deployment server URL (default: the running one)")
+    args = parser.parse_args(argv)
+    try:
+        url = _server_url(args.url)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.get(f"{url}/agents", timeout=5.0, trust_env=False)
+        response.raise_for_status()
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"error: no deployment server answering at {url} ({exc})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    _print_table(url, body)
+    return 0
+
+
+def _print_table(url: str, body: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ATOLL deployment server {url}")
+    for column in STATUS_COLUMNS:
+        table.add_column(column)
+    for row in status_rows(body.get("agents", [])):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for problem in body.get("problems", []):
+        console.print(f"✗ {problem.get('name') or problem.get('folder')}: {problem.get('reason')}",
+                      markup=False, highlight=False)

@@ -1,0 +1,179 @@
+"""``POST /agents/deploy``: checksum, safe extraction into a staging folder, config validation, venv,
+then swap the new version in, start it, and roll back to the previous version if it does not run.
+
+Nothing in the live agent folder changes until the package has passed every check; the replaced
+version is kept under ``<agents_dir>/.previous/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from atoll.deploy.archive import ArchiveLimits, check_members, extract, remove_tree
+from atoll.deploy.discover import AgentSpec, agent_file_in, load_spec
+from atoll.deploy.errors import BadRequest, Conflict, ManagementError
+from atoll.deploy.runner import RUNNING
+from atoll.deploy.supervisor import Supervisor
+from atoll.deploy.venvs import ensure_venv
+from atoll.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_FILE = ".atoll_package.json"
+KEEP_PREVIOUS = 3
+
+
+def read_checksum(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / PACKAGE_FILE).read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@dataclass
+class Deployer:
+    supervisor: Supervisor
+    agents_dir: Path
+    venv_root: Path
+    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+    async def deploy(self, data: bytes, *, name: str | None = None, force: bool = False) -> dict[str, Any]:
+        if len(data) > self.limits.max_package_bytes:
+            raise BadRequest(f"package is {len(data)} bytes (limit {self.limits.max_package_bytes})",
+                             error_code="PACKAGE_TOO_LARGE")
+        checksum = hashlib.sha256(data).hexdigest()
+        staging = self.agents_dir / ".staging" / uuid.uuid4().hex
+        try:
+            root = await asyncio.to_thread(self._stage, data, staging, name)
+            spec = self._validate(root, name)
+            async with self.supervisor.reserve(spec.name):
+                return await self._install(spec, root, checksum, force)
+        finally:
+            remove_tree(staging)
+
+    # ---- steps ------------------------------------------------------------------------------------
+
+    def _stage(self, data: bytes, staging: Path, name: str | None) -> Path:
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile as exc:
+            raise BadRequest(f"not a zip archive: {exc}", error_code="INVALID_PACKAGE") from exc
+        with archive:
+            members = check_members(archive, self.limits)
+            # The folder is named after the agent so a config without [agent] name gets that name.
+            dest = staging / (name or "package")
+            dest.mkdir(parents=True)
+            extract(archive, members, dest, self.limits)
+        return _package_root(dest)
+
+    def _validate(self, root: Path, name: str | None) -> AgentSpec:
+        agent_file = agent_file_in(root)
+        assert agent_file is not None
+        try:
+            spec = load_spec(agent_file)
+        except ConfigError as exc:
+            detail = str(exc).replace(str(root.resolve()), "<package>")
+            raise BadRequest(detail, error_code="INVALID_CONFIG") from exc
+        if name and spec.name != name:
+            raise BadRequest(f"name '{name}' does not match the package's agent name '{spec.name}'",
+                             error_code="NAME_MISMATCH")
+        return spec
+
+    async def _install(self, spec: AgentSpec, root: Path, checksum: str, force: bool) -> dict[str, Any]:
+        existing = self.supervisor.runners.get(spec.name)
+        if existing is not None and self.supervisor.checksums.get(spec.name) == checksum and not force:
+            raise Conflict(f"Agent {spec.name} is already deployed with this checksum (use force=true)",
+                           error_code="ALREADY_DEPLOYED")
+        await asyncio.to_thread(ensure_venv, self.venv_root, root)
+        target = existing.spec.folder if existing is not None else self.agents_dir / spec.name
+        if existing is not None:
+            await existing.stop()
+        previous = self._swap(root, target)
+        (target / PACKAGE_FILE).write_text(json.dumps(
+            {"sha256": checksum, "deployed_at": datetime.now(UTC).isoformat()}))
+        new_spec = load_spec(agent_file_in(target) or target / "agent.toml")
+        state = await self._start(new_spec)
+        if state != RUNNING:
+            await self._roll_back(new_spec, target, previous)
+        self.supervisor.checksums[spec.name] = checksum
+        runner = self.supervisor.runners[spec.name]
+        return {"name": spec.name, "status": "deployed", "port": runner.port, "checksum": checksum,
+                "message": "Agent deployed and started successfully"}
+
+    def _swap(self, staged_root: Path, target: Path) -> Path | None:
+        previous = None
+        if target.exists():
+            keep = self.agents_dir / ".previous"
+            keep.mkdir(parents=True, exist_ok=True)
+            previous = keep / f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            os.replace(target, previous)
+            _prune(keep, target.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged_root, target)
+        return previous
+
+    async def _start(self, spec: AgentSpec) -> str:
+        if spec.name in self.supervisor.runners:
+            self.supervisor.replace_spec(spec)
+        else:
+            self.supervisor.add(spec)
+        runner = self.supervisor.runners[spec.name]
+        runner.start()
+        return await self.supervisor.settle(runner)
+
+    async def _roll_back(self, spec: AgentSpec, target: Path, previous: Path | None) -> None:
+        runner = self.supervisor.runners[spec.name]
+        reason = runner.error or f"state {runner.state}"
+        tail = runner.log_tail
+        await runner.stop()
+        failed = self.agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target, failed)
+        if previous is None:
+            self.supervisor.runners.pop(spec.name, None)
+            self.supervisor.ports.release(spec.name)
+        else:
+            os.replace(previous, target)
+            old = load_spec(agent_file_in(target) or target / "agent.toml")
+            self.supervisor.replace_spec(old)
+            self.supervisor.runners[spec.name].start()
+        kept = "the previous version is running again" if previous else "nothing was kept"
+        raise ManagementError(f"deployed agent did not start ({reason}); {kept}. Log tail: {tail[-5:]}",
+                              error_code="DEPLOY_FAILED", status=500)
+
+    async def remove(self, name: str) -> None:
+        """``DELETE /agents/{name}``: stop it, forget it, and move its folder aside (not destroyed)."""
+        runner = await self.supervisor.remove(name)
+        folder = runner.spec.folder
+        if folder.exists() and folder.parent.resolve() == self.agents_dir.resolve():
+            trash = self.agents_dir / ".deleted"
+            trash.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, trash / f"{folder.name}-{uuid.uuid4().hex[:6]}")
+
+
+def _package_root(dest: Path) -> Path:
+    """The folder holding the agent file: the archive's top, or its single top-level folder."""
+    if agent_file_in(dest):
+        return dest
+    children = [p for p in dest.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if len(children) == 1 and children[0].is_dir() and agent_file_in(children[0]):
+        return children[0]
+    raise BadRequest("package has no agent.toml or agent.json at its top", error_code="INVALID_PACKAGE")
+
+
+def _prune(keep: Path, name: str) -> None:
+    versions = sorted(keep.glob(f"{name}-*"), key=lambda p: p.stat().st_mtime)
+    for old in versions[:-KEEP_PREVIOUS]:
+        remove_tree(old)

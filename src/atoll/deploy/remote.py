@@ -1,0 +1,72 @@
+"""Remote deployment servers from ``remote_servers``: their state and, where they run, their agents."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from atoll.deploy.config import RemoteServer
+
+RUNNING, NOT_RUNNING, DISABLED, ERROR = "running", "not_running", "disabled", "error"
+#: Sent on calls to other deployment servers' front doors so two servers listing each other as
+#: remotes do not ask each other forever.
+HOP_HEADER = "X-Atoll-Front-Door-Hop"
+
+
+@dataclass
+class RemoteStatus:
+    name: str
+    host: str
+    port: int
+    enabled: bool
+    description: str
+    state: str
+    error: str | None = None
+    agents: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _base(remote: RemoteServer, **extra: Any) -> dict[str, Any]:
+    return {"name": remote.name, "host": remote.host, "port": remote.port, "enabled": remote.enabled,
+            "description": remote.description, **extra}
+
+
+async def check_remote(client: httpx.AsyncClient, remote: RemoteServer, timeout: float = 2.0
+                       ) -> RemoteStatus:
+    if not remote.enabled:
+        return RemoteStatus(**_base(remote, state=DISABLED))
+    try:
+        health = await client.get(f"{remote.url}/health", timeout=timeout)
+        if health.status_code != 200:
+            return RemoteStatus(**_base(remote, state=ERROR, error=f"/health answered {health.status_code}"))
+        agents = await client.get(f"{remote.url}/agents", timeout=timeout)
+        agents.raise_for_status()
+        listed = agents.json().get("agents", [])
+    except httpx.ConnectError as exc:
+        return RemoteStatus(**_base(remote, state=NOT_RUNNING, error=f"cannot connect: {exc}"))
+    except httpx.TimeoutException:
+        return RemoteStatus(**_base(remote, state=NOT_RUNNING, error=f"no answer within {timeout:g}s"))
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return RemoteStatus(**_base(remote, state=ERROR, error=str(exc) or type(exc).__name__))
+    return RemoteStatus(**_base(remote, state=RUNNING, agents=listed if isinstance(listed, list) else []))
+
+
+async def check_all(client: httpx.AsyncClient, remotes: list[RemoteServer]) -> list[RemoteStatus]:
+    return list(await asyncio.gather(*(check_remote(client, r) for r in remotes)))
+
+
+async def remote_models(client: httpx.AsyncClient, remote: RemoteServer, timeout: float = 2.0
+                        ) -> list[dict[str, Any]]:
+    """The models a remote front door lists (its local agents only); [] when it cannot be asked."""
+    try:
+        response = await client.get(f"{remote.url}/api/tags", headers={HOP_HEADER: "1"}, timeout=timeout)
+        response.raise_for_status()
+        models = response.json().get("models", [])
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return []
+    return [m for m in models if isinstance(m, dict)]

@@ -1,0 +1,65 @@
+"""What the deployment server prints: the startup block (the seed's lines, then remote servers) and
+the ``atoll status`` table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atoll.deploy.remote import DISABLED, NOT_RUNNING, RUNNING, RemoteStatus
+
+MARKS = {RUNNING: "✓", DISABLED: "○", NOT_RUNNING: "○"}
+
+
+def startup_block(host: str, agents: list[dict[str, Any]], problems: list[dict[str, Any]],
+                  remotes: list[RemoteStatus], api_url: str, agents_dir: str) -> list[str]:
+    lines = ["[OK] ATOLL deployment server started", f"  Local Server: {host} (running)", "    Agents:"]
+    for agent in agents:
+        line = f"    ● {agent['name']} (Port: {agent['port']}) - {agent['status']}"
+        if agent.get("error_message"):
+            line += f" ({agent['error_message']})"
+        lines.append(line)
+    if not agents:
+        lines.append("    (none found)")
+    for problem in problems:
+        label = problem.get("name") or problem["folder"]
+        lines.append(f"    ✗ {label} - not started: {problem['reason']}")
+    lines.append(f"  Management API and Ollama front door: {api_url}")
+    lines.append(f"  Agents directory: {agents_dir}")
+    if remotes:
+        lines.append("  Remote Servers:")
+        lines.extend(_remote_line(r) for r in remotes)
+    return lines
+
+
+def _remote_line(remote: RemoteStatus) -> str:
+    mark = MARKS.get(remote.state, "✗")
+    where = f"{remote.name} ({remote.host}:{remote.port})"
+    if remote.state == RUNNING:
+        names = ", ".join(str(a.get("name")) for a in remote.agents) or "no agents"
+        return f"    {mark} {where} - running ({len(remote.agents)} agents: {names})"
+    if remote.state == DISABLED:
+        return f"    {mark} {where} - disabled"
+    if remote.state == NOT_RUNNING:
+        return f"    {mark} {where} - not running: {remote.error}"
+    return f"    {mark} {where} - error: {remote.error}"
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def status_rows(agents: list[dict[str, Any]]) -> list[list[str]]:
+    def show(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    return [[a["name"], show(a.get("port")), show(a.get("pid")), a["status"], show(a.get("restarts")),
+             _uptime(a.get("uptime_s")), show(a.get("last_health_check")), show(a.get("last_exit_code"))]
+            for a in agents]
+
+
+STATUS_COLUMNS = ["agent", "port", "pid", "state", "restarts", "uptime", "last health check", "last exit"]
