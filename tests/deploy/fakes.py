@@ -62,7 +62,7 @@ class FakeProc:
         return None
 
     async def wait(self) -> int:
-        while self.returncode is None:
+        while self.returncode is None:  # noqa: ASYNC110 - exits follow the fake clock, not events
             await asyncio.sleep(0)
         return self.returncode
 
