@@ -37,8 +37,9 @@ class LoadResult:
         return self.requests / self.seconds
 
     def summary(self) -> str:
-        return (f"{self.rps:8.1f} req/s   p50 {percentile(self.latencies, .5) * 1000:6.2f} ms   "
-                f"p99 {percentile(self.latencies, .99) * 1000:6.2f} ms   mean {statistics.mean(self.latencies) * 1000:6.2f} ms")
+        p50, p99 = percentile(self.latencies, 0.5) * 1000, percentile(self.latencies, 0.99) * 1000
+        mean = statistics.mean(self.latencies) * 1000
+        return f"{self.rps:8.1f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms"
 
 
 async def drive(url: str, body: dict, *, total: int, concurrency: int, timeout: float = 120) -> LoadResult:
