@@ -108,7 +108,7 @@ ProviderName = str  # "local" | "ollama" | "openai" | "module:Class"
 
 
 class AgentSection(_Section):
-    name: str = "atoll-agent"
+    name: str = "atoll"
     version: str = "1.0.0"
     description: str = ""
     capabilities: list[str] = Field(default_factory=list)
@@ -215,6 +215,8 @@ class ServerSection(_Section):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     request_timeout: float = Field(default=600.0, gt=0)
     rate_limit_per_minute: int | None = Field(default=None, gt=0)
+    #: The window ``rate_limit_per_minute`` counts over (60 s; shorter windows are for tests).
+    rate_limit_window_s: float = Field(default=60.0, gt=0)
     max_concurrent_generations: int | None = Field(default=None, gt=0)
 
 
