@@ -11,7 +11,14 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from atoll._version import __version__
-from atoll.server import routes_atoll, routes_ollama, routes_sessions
+from atoll.server import (
+    routes_atoll,
+    routes_embed,
+    routes_manage,
+    routes_ollama,
+    routes_openai,
+    routes_sessions,
+)
 from atoll.server.errors import install_error_handlers
 from atoll.server.runtime import AgentRuntime
 
@@ -56,7 +63,7 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
                   docs_url="/atoll/docs", redoc_url=None, openapi_url="/atoll/openapi.json")
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (routes_ollama, routes_sessions, routes_atoll):
+    for module in (routes_ollama, routes_embed, routes_manage, routes_openai, routes_sessions, routes_atoll):
         app.include_router(module.router)
     app.add_middleware(
         CORSMiddleware,

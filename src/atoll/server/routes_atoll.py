@@ -51,6 +51,7 @@ async def status(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
         "sub_agents": children,
         "tools": len(runtime.toolbox.specs()),
         "active_sessions": await runtime.sessions.active_count(),
+        "active_generations": runtime.active_generations,
         "uptime_s": round(time.monotonic() - runtime.started_monotonic, 3),
     }
     return JSONResponse(body, status_code=200 if runtime.state == "healthy" else 503)

@@ -66,6 +66,8 @@ class AgentRuntime:
         self.state: State = "starting"
         self.started_monotonic = time.monotonic()
         self.error: str | None = None
+        #: Agent runs in progress; a client that disconnects must bring it back down (``converse``).
+        self.active_generations = 0
         self.modified_at = datetime.fromtimestamp(config.source.stat().st_mtime, UTC) if config.source \
             else datetime.now(UTC)
         self.digest = self._digest()
