@@ -1,0 +1,152 @@
+"""``python -m atoll`` as users run it: the status block, ``atoll status``, remotes, SIGTERM, bad config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import psutil
+import pytest
+
+from tests.deploy.conftest import (
+    alive,
+    child_env,
+    free_base_port,
+    make_config,
+    running_server,
+    until,
+    write_agent,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def atoll(*args: str, home: Path, cwd: Path) -> subprocess.Popen[str]:
+    env = {**child_env(), "ATOLL_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "atoll", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+async def test_cli_reports_serves_remotes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    remote_agents = tmp_path / "remote_agents"
+    write_agent(remote_agents, "faraway")
+    remote_config = make_config()
+    port = remote_config.api_port
+    base = free_base_port()
+    cli_home = tmp_path / "cli_home"
+    cli_home.mkdir()
+    (cli_home / "deployment_servers.json").write_text(json.dumps({
+        "api_port": base, "base_port": base + 1, "agents_directory": "my_agents",
+        "remote_servers": [
+            {"name": "lab", "host": "127.0.0.1", "port": port, "description": "in-process"},
+            {"name": "off", "host": "127.0.0.1", "port": 9, "enabled": False},
+            {"name": "gone", "host": "127.0.0.1", "port": base + 30},
+        ],
+    }))
+    write_agent(tmp_path / "my_agents", "GhidraAgent")
+    async with running_server(remote_agents, remote_config):
+        proc = atoll(home=cli_home, cwd=tmp_path)
+        try:
+            lines = await _read_block(proc)
+            assert lines[:4] == ["[OK] ATOLL deployment server started", "  Local Server: localhost (running)",
+                                 "    Agents:", f"    ● GhidraAgent (Port: {base + 1}) - running"]
+            remote_lines = lines[lines.index("  Remote Servers:") + 1:]
+            assert remote_lines[0].startswith(f"    ✓ lab (127.0.0.1:{port}) - running (1 agents: faraway)")
+            assert remote_lines[1] == "    ○ off (127.0.0.1:9) - disabled"
+            assert remote_lines[2].startswith(f"    ○ gone (127.0.0.1:{base + 30}) - not running")
+
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{base}", trust_env=False,
+                                         timeout=30) as client:
+                names = sorted(m["name"] for m in (await client.get("/api/tags")).json()["models"])
+                assert names == ["GhidraAgent:latest", "faraway:latest"]
+                far = await client.post("/api/generate", json={"model": "faraway", "prompt": "ping",
+                                                               "stream": False})
+                assert far.json()["response"] == "You said: ping"
+                remotes = (await client.get("/remote")).json()["remote_servers"]
+                assert [r["state"] for r in remotes] == ["running", "disabled", "not_running"]
+
+            status = await anyio.to_thread.run_sync(lambda: subprocess.run(
+                [sys.executable, "-m", "atoll", "status", "--json"], capture_output=True, text=True,
+                env={**child_env(), "ATOLL_HOME": str(cli_home)}, timeout=30, check=False))
+            assert status.returncode == 0, status.stderr
+            agent = json.loads(status.stdout)["agents"][0]
+            assert agent["name"] == "GhidraAgent" and agent["status"] == "running"
+            assert {"port", "pid", "restarts", "uptime_s", "last_health_check", "last_exit_code"} <= set(agent)
+
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            assert len(tree) >= 2
+            proc.send_signal(signal.SIGTERM)
+            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=30))
+            assert code == 0
+            assert alive(tree) == []
+            assert not await anyio.Path(cli_home / "deployment_server.state.json").exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def _read_block(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    with anyio.fail_after(60):
+        while True:
+            line = await anyio.to_thread.run_sync(proc.stdout.readline)
+            if not line:
+                raise AssertionError(f"exited early: {proc.stderr.read() if proc.stderr else ''}")
+            lines.append(line.rstrip("\n"))
+            if line.startswith("  Agents directory:"):
+                break
+    # The remote section follows the agents directory line.
+    while True:
+        line = await anyio.to_thread.run_sync(proc.stdout.readline)
+        lines.append(line.rstrip("\n"))
+        if line.startswith("    ○ gone"):
+            return lines
+
+
+def test_bad_config_file_exits_2_naming_file_and_field(tmp_path: Path, atoll_home: Path) -> None:
+    atoll_home.mkdir(parents=True)
+    config = atoll_home / "deployment_servers.json"
+    config.write_text('{"base_port": "lots"}')
+    done = subprocess.run([sys.executable, "-m", "atoll"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**child_env(), "ATOLL_HOME": str(atoll_home)}, timeout=60, check=False)
+    assert done.returncode == 2
+    assert str(config) in done.stderr and "base_port" in done.stderr
+
+
+def test_status_without_a_server_says_so(tmp_path: Path, atoll_home: Path) -> None:
+    port = free_base_port()
+    done = subprocess.run([sys.executable, "-m", "atoll", "status", "--url", f"http://127.0.0.1:{port}"],
+                          capture_output=True, text=True, env=child_env(), timeout=60, check=False)
+    assert done.returncode == 1 and "no deployment server" in done.stderr
+
+
+async def test_missing_agents_dir_is_created_with_a_note(tmp_path: Path, atoll_home: Path) -> None:
+    base = free_base_port()
+    proc = atoll("--api-port", str(base), "--base-port", str(base + 1), home=atoll_home, cwd=tmp_path)
+    try:
+        await until(lambda: (tmp_path / "atoll_agents").is_dir(), timeout=30)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            async def up() -> bool:
+                try:
+                    return (await client.get(f"http://127.0.0.1:{base}/health")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+            with anyio.fail_after(30):
+                while not await up():  # noqa: ASYNC110 - polling a real process under a deadline
+                    await anyio.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=30))
+        assert code == 0
+        out = proc.stdout.read() if proc.stdout else ""
+        assert "created the agents directory" in out and "(none found)" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
