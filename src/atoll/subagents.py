@@ -29,6 +29,8 @@ from atoll.config import SubAgentConfig
 from atoll.mcp_client.naming import sanitize
 from atoll.messages import ToolResult, ToolSpec
 
+__all__ = ["SubAgentToolbox", "bind_parent_session", "parent_session"]
+
 logger = logging.getLogger(__name__)
 
 #: Seconds between health checks of each child.

@@ -92,8 +92,22 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
         pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-def child_processes() -> list[psutil.Process]:
-    return psutil.Process().children(recursive=True)
+def child_processes(exclude: set[int] | None = None) -> list[psutil.Process]:
+    """Our descendants, less the PIDs in ``exclude`` (those that existed before a test began)."""
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in (exclude or set())]
+
+
+def everything_stdio_processes() -> list[psutil.Process]:
+    """The server-everything processes we started over stdio."""
+    found = []
+    for proc in child_processes():
+        try:
+            cmdline = proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if str(EVERYTHING_JS) in cmdline and "stdio" in cmdline:
+            found.append(proc)
+    return found
 
 
 def kill_and_wait(proc: psutil.Process, timeout: float = 5.0) -> None:

@@ -3,17 +3,21 @@ mcp-server-time (PyPI, 2026-07-28 era)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
+import anyio
 import pytest
 
 from atoll.config import McpServerConfig
 from atoll.mcp_client import McpToolbox
+from atoll.messages import ToolResult
 from atoll.tools import Toolbox
 from tests.mcp_client.helpers import (
     CHANGING_TOOLS,
     child_processes,
+    everything_stdio_processes,
     hanging_server,
     kill_and_wait,
     wait_until,
@@ -91,7 +95,7 @@ async def test_per_server_timeout_overrides_the_callers(everything_js: object) -
 
 
 async def test_silent_and_broken_servers_are_left_out_within_the_connect_timeout(
-    everything_stdio: McpServerConfig,
+    everything_stdio: McpServerConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     servers = {
         "everything": everything_stdio,
@@ -101,6 +105,7 @@ async def test_silent_and_broken_servers_are_left_out_within_the_connect_timeout
                                     args=["-c", "import sys; sys.exit('no config file here')"]),
         "off": McpServerConfig(command="node", enabled=False),
     }
+    before = {p.pid for p in child_processes()}
     box = McpToolbox(servers, connect_timeout=3)
     started = time.perf_counter()
     try:
@@ -115,35 +120,55 @@ async def test_silent_and_broken_servers_are_left_out_within_the_connect_timeout
         assert status["crashing"]["state"] == "failed"
         assert "no config file here" in status["crashing"]["last_error"]  # the server's stderr
         assert status["off"]["state"] == "disabled"
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert "MCP server 'silent' is unavailable: no answer within 3 s" in warnings
         assert {spec.source for spec in box.specs()} == {"everything"}
         assert not (await box.call("echo", {"message": "x"}, timeout=10)).is_error
     finally:
         await box.aclose()
-    await wait_until(lambda: not child_processes(), 10, "the silent server to be ended")
+    assert child_processes(exclude=before) == []
 
 
 async def test_killed_stdio_server_is_restarted_on_next_use(everything_stdio: McpServerConfig) -> None:
     async with McpToolbox({"everything": everything_stdio}, connect_timeout=15) as box:
-        [server] = [p for p in child_processes() if "index.js" in " ".join(p.cmdline())]
+        [server] = everything_stdio_processes()
         kill_and_wait(server)
 
         result = await box.call("get-sum", {"a": 20, "b": 22}, timeout=15)
         assert not result.is_error, result.content
         assert "42" in result.content
-        [restarted] = [p for p in child_processes() if "index.js" in " ".join(p.cmdline())]
+        [restarted] = everything_stdio_processes()
         assert restarted.pid != server.pid
         status = box.status()["everything"]
         assert (status["state"], status["restarts"]) == ("connected", 1)
 
 
+async def test_concurrent_calls_after_a_crash_share_one_restart(everything_stdio: McpServerConfig) -> None:
+    async with McpToolbox({"everything": everything_stdio}, connect_timeout=15) as box:
+        [server] = everything_stdio_processes()
+        kill_and_wait(server)
+        results: list[ToolResult] = []
+
+        async def call(n: int) -> None:
+            results.append(await box.call("get-sum", {"a": n, "b": 1}, timeout=15))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(5):
+                tg.start_soon(call, n)
+        assert [r.is_error for r in results] == [False] * 5, [r.content for r in results]
+        assert box.status()["everything"]["restarts"] == 1
+        assert len(everything_stdio_processes()) == 1
+
+
 async def test_aclose_leaves_no_child_process(
     everything_stdio: McpServerConfig, time_stdio: McpServerConfig
 ) -> None:
+    before = {p.pid for p in child_processes()}
     box = McpToolbox({"a": everything_stdio, "b": everything_stdio, "time": time_stdio}, connect_timeout=15)
     await box.start()
-    assert len(child_processes()) >= 3
+    assert len(child_processes(exclude=before)) >= 3
     await box.aclose()
-    assert child_processes() == []
+    assert child_processes(exclude=before) == []
     assert {s["state"] for s in box.status().values()} == {"closed"}
     after = await box.call("echo", {"message": "x"}, timeout=5)
     assert after.is_error

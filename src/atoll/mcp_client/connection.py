@@ -134,6 +134,8 @@ class McpConnection:
         runner.task = asyncio.create_task(self._run(runner), name=f"mcp-server-{self.name}")
         with anyio.move_on_after(timeout):
             await runner.ready.wait()
+        if self.state == "closed":  # aclose() ran meanwhile and retired this runner
+            return False
         if runner.client is None:
             if not runner.ready.is_set():
                 runner.error = f"no answer within {timeout:g} s"
