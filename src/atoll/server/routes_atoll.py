@@ -37,8 +37,8 @@ async def health(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
 @router.get("/atoll/status")
 async def status(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
     tool_status = runtime.toolbox.status()
-    mcp = {k: v for k, v in tool_status.items() if not str(v.get("kind", "")).startswith("agent")}
-    children = {k: v for k, v in tool_status.items() if str(v.get("kind", "")).startswith("agent")}
+    children = {k.removeprefix("agent:"): v for k, v in tool_status.items() if k.startswith("agent:")}
+    mcp = {k: v for k, v in tool_status.items() if not k.startswith("agent:")}
     body = {
         "status": runtime.state,
         "agent": {"name": runtime.name, "version": runtime.config.agent.version,
