@@ -90,7 +90,7 @@ def test_streaming_shows_tool_progress_and_one_done(tool_agent: AgentServer) -> 
     assert progress == ["tool_call", "tool_result"]
     assert [c["done"] for c in chunks].count(True) == 1
     assert "Echo: ping" in "".join(c["message"]["content"] for c in chunks)
-    assert chunks[-1]["eval_count"] == 1 + len("Tool results: echo=Echo: ping".split())
+    assert chunks[-1]["eval_count"] == 1 + 4  # the call round, then "Tool results: echo=Echo: ping"
 
 
 def test_session_keeps_the_internal_tool_rounds(tool_agent: AgentServer) -> None:
