@@ -20,7 +20,9 @@ from atoll.server import (
     routes_sessions,
 )
 from atoll.server.errors import install_error_handlers
+from atoll.server.observability import install_observability
 from atoll.server.runtime import AgentRuntime
+from atoll.server.security import install_security
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
     install_error_handlers(app)
     for module in (routes_ollama, routes_embed, routes_manage, routes_openai, routes_sessions, routes_atoll):
         app.include_router(module.router)
+    install_security(app, runtime.config.server)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=runtime.config.server.cors_origins,
@@ -73,4 +76,5 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["X-Session-ID", "X-Request-ID"],
     )
+    install_observability(app, runtime)
     return app

@@ -9,7 +9,6 @@ import ipaddress
 import logging
 import signal
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from rich.console import Console
 
 from atoll.config import AgentConfig, load_agent_config
 from atoll.errors import AtollError, ConfigError
+from atoll.logs import setup_logging
 from atoll.server.app import create_app
 from atoll.server.runtime import AgentRuntime
 
@@ -30,6 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     parser.add_argument("--agent", type=Path, help="agent.toml or agent.json (default: the built-in agent)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="log lines on stderr: readable text (default) or one JSON object per line")
     return parser.parse_args(argv)
 
 
@@ -94,8 +96,7 @@ class _Server(uvicorn.Server):
 
 def serve_main(argv: list[str]) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, args.log_format)
     err = Console(stderr=True, highlight=False)
     try:
         config = load_agent_config(args.agent)
@@ -114,7 +115,7 @@ def serve_main(argv: list[str]) -> int:
         return 1
     Console(highlight=False).print(startup_block(config, runtime, args.host, args.port), markup=False)
     server = _Server(uvicorn.Config(
-        create_app(runtime), log_level=args.log_level, access_log=False, lifespan="on",
+        create_app(runtime), log_level=args.log_level, log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=int(config.server.drain_timeout) or None,
     ))
     server.run(sockets=[sock])

@@ -1,0 +1,257 @@
+"""API keys, rate limits, body size limit and request timeout, as one pure ASGI middleware.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so NDJSON and SSE streams still flush chunk by chunk and the
+per-request cost stays a few dictionary look-ups. Errors raised here never reach the app's
+exception handlers, so the middleware answers them itself with the same error bodies.
+
+Checks, in order: API key (401) -> requests per window (429) -> declared body size (413) ->
+concurrent generations (429) -> the app, with the body counted as it streams in (413) and the whole
+exchange bounded by ``request_timeout`` (504, or a last error line once a stream has started).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from atoll.errors import AtollError, PayloadTooLarge, RateLimited, Unauthorized
+from atoll.server.errors import error_response, openai_error_response
+from atoll.server.openai_wire import openai_error_body
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from atoll.config import ServerSection
+
+#: Open to anyone even with keys configured: liveness probes and version checks.
+PUBLIC_PATHS = frozenset({"/", "/health", "/api/version"})
+#: Requests that run the agent; these count against ``max_concurrent_generations``.
+GENERATION_PATHS = frozenset({"/api/chat", "/api/generate", "/v1/chat/completions", "/v1/completions"})
+#: Not counted against the per-minute limit, so probes and scrapers never lock a client out.
+UNMETERED_PATHS = PUBLIC_PATHS | {"/metrics"}
+#: What a client over the concurrency limit is told to wait before retrying.
+CONCURRENCY_RETRY_AFTER_S = 1.0
+
+
+def key_fingerprint(key: str) -> str:
+    """A stable, non-secret name for a key: sessions are bound to it and it may appear in logs."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class ApiKeys:
+    """The configured keys; ``owner`` checks a request's ``Authorization`` header in constant time."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [(key.encode(), key_fingerprint(key)) for key in keys if key]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def owner(self, authorization: str | None) -> str:
+        """The fingerprint of the key presented, or ``Unauthorized``. Every key is compared, always."""
+        if not authorization:
+            raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
+        scheme, _, token = authorization.strip().partition(" ")
+        presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+        found = ""
+        for key, fingerprint in self._keys:
+            if hmac.compare_digest(presented, key):
+                found = fingerprint
+        if not found:
+            raise Unauthorized("invalid API key")
+        return found
+
+
+class RequestRateLimiter:
+    """At most ``limit`` requests per ``window_s`` per client, as a generic cell rate algorithm.
+
+    One float per client (its "theoretical arrival time"): a burst of ``limit`` is allowed, then one
+    request every ``window_s / limit`` seconds; a refused client learns exactly when to retry.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = window_s / limit
+        self.tolerance = window_s - self.interval
+        self.clock = clock
+        self._arrival: dict[str, float] = {}
+
+    def acquire(self, client: str) -> None:
+        now = self.clock()
+        arrival = max(self._arrival.get(client, now), now)
+        wait = arrival - now - self.tolerance
+        if wait > 0:
+            raise RateLimited(f"rate limit exceeded: retry in {wait:.1f} s", retry_after=wait)
+        self._arrival[client] = arrival + self.interval
+        if len(self._arrival) > 10_000:
+            self._forget_idle(now)
+
+    def _forget_idle(self, now: float) -> None:
+        """Clients whose arrival time has passed have their full burst back; no need to remember them."""
+        self._arrival = {client: t for client, t in self._arrival.items() if t > now}
+
+
+class ConcurrencyLimiter:
+    """At most ``limit`` generations in flight per client."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._active: dict[str, int] = {}
+
+    @contextmanager
+    def slot(self, client: str) -> Iterator[None]:
+        active = self._active.get(client, 0)
+        if active >= self.limit:
+            raise RateLimited(f"too many concurrent generations (limit {self.limit})",
+                              retry_after=CONCURRENCY_RETRY_AFTER_S)
+        self._active[client] = active + 1
+        try:
+            yield
+        finally:
+            self._active[client] -= 1
+            if not self._active[client]:
+                del self._active[client]
+
+
+def error_reply(path: str, exc: AtollError) -> JSONResponse:
+    """Ollama's ``{"error","detail"}`` body, or OpenAI's error object on ``/v1``."""
+    return openai_error_response(exc) if path.startswith("/v1/") else error_response(exc)
+
+
+def _stream_error_line(content_type: str, message: str) -> bytes:
+    """The last line of a stream cut short, in the stream's own framing."""
+    if "text/event-stream" in content_type:
+        return b"data: " + json.dumps(openai_error_body(message, 504)).encode() + b"\n\n"
+    if "ndjson" in content_type:
+        return json.dumps({"error": message}).encode() + b"\n"
+    return b""
+
+
+class _Exchange:
+    """One request's receive/send, wrapped: counts the body, remembers what has been sent."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, max_body: int) -> None:
+        self.scope, self._receive, self._send, self.max_body = scope, receive, send, max_body
+        self.received = 0
+        self.too_large = False
+        self.started = False
+        self.finished = False
+        self.content_type = ""
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_body:
+                self.too_large = True
+                raise PayloadTooLarge(_too_large(self.max_body))
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.too_large and not self.started:
+            await self.reply(PayloadTooLarge(_too_large(self.max_body)))
+            return
+        if self.finished:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+            headers = dict(message.get("headers", []))
+            self.content_type = headers.get(b"content-type", b"").decode("latin-1")
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.finished = True
+        await self._send(message)
+
+    async def reply(self, exc: AtollError) -> None:
+        """Answer with an error, unless a response is already under way."""
+        if self.started:
+            return
+        self.started = self.finished = True
+        await error_reply(self.scope["path"], exc)(self.scope, self._receive, self._send)
+
+    async def cut_short(self, message: str) -> None:
+        """End a response that started but did not finish in time."""
+        if self.finished:
+            return
+        line = _stream_error_line(self.content_type, message)
+        self.finished = True
+        await self._send({"type": "http.response.body", "body": line, "more_body": False})
+
+
+def _too_large(limit: int) -> str:
+    return f"request body too large: the limit is {limit} bytes (server.max_body_bytes)"
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, settings: ServerSection) -> None:
+        self.app = app
+        self.keys = ApiKeys(settings.api_keys)
+        self.rate = RequestRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_window_s) \
+            if settings.rate_limit_per_minute else None
+        self.concurrency = ConcurrencyLimiter(settings.max_concurrent_generations) \
+            if settings.max_concurrent_generations else None
+        self.max_body = settings.max_body_bytes
+        self.timeout = settings.request_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, receive, send, self.max_body)
+        try:
+            client = self._admit(scope)
+            if self.concurrency is not None and scope["path"] in GENERATION_PATHS and scope["method"] == "POST":
+                with self.concurrency.slot(client):
+                    await self._run(exchange)
+            else:
+                await self._run(exchange)
+        except AtollError as exc:
+            await exchange.reply(exc)
+
+    def _admit(self, scope: Scope) -> str:
+        """Authenticate and meter the request; the client's identity for the limits."""
+        path: str = scope["path"]
+        client = _address(scope)
+        if self.keys.enabled and path not in PUBLIC_PATHS and scope["method"] != "OPTIONS":
+            owner = self.keys.owner(_header(scope, b"authorization"))
+            scope.setdefault("state", {})["key_owner"] = owner
+            client = owner
+        if self.rate is not None and path not in UNMETERED_PATHS and scope["method"] != "OPTIONS":
+            self.rate.acquire(client)
+        declared = _header(scope, b"content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body:
+            raise PayloadTooLarge(_too_large(self.max_body))
+        return client
+
+    async def _run(self, exchange: _Exchange) -> None:
+        with anyio.move_on_after(self.timeout) as deadline:
+            await self.app(exchange.scope, exchange.receive, exchange.send)
+        if deadline.cancelled_caught:
+            message = f"request timed out after {self.timeout:g} s (server.request_timeout)"
+            await exchange.reply(AtollError(message, status=504))
+            await exchange.cut_short(message)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _address(scope: Scope) -> str:
+    client: Any = scope.get("client")
+    return str(client[0]) if client else "-"
+
+
+def install_security(app: FastAPI, settings: ServerSection) -> None:
+    """Add the middleware; call it before CORS is added, so CORS wraps it and answers preflights."""
+    app.add_middleware(SecurityMiddleware, settings=settings)
