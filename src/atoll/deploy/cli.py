@@ -11,11 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from atoll.deploy.config import DeploymentConfig, load_deployment_config, resolve_agents_dir, state_path
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.remote import check_all
 from atoll.deploy.status import STATUS_COLUMNS, startup_block, status_rows
 from atoll.errors import ConfigError
 
@@ -38,6 +35,13 @@ def _deploy_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _skip_httpx_cli() -> None:
+    """httpx imports its command-line tool (rich, pygments, click: ~3 MB) when those are installed;
+    its ``__init__`` tolerates the import failing, and the supervisor never uses that tool."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def deploy_main(argv: list[str]) -> int:
     args = _deploy_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -52,6 +56,7 @@ def deploy_main(argv: list[str]) -> int:
     if not config.enabled:
         print("The deployment server is disabled (enabled: false in deployment_servers.json).")
         return 0
+    _skip_httpx_cli()
     agents_dir = resolve_agents_dir(args.agents_dir, config, Path.cwd())
     if not agents_dir.exists():
         agents_dir.mkdir(parents=True)
@@ -83,6 +88,8 @@ async def _serve(config: DeploymentConfig, agents_dir: Path) -> int:
 
 
 async def _print_block(server: DeploymentServer, url: str) -> None:
+    from atoll.deploy.remote import check_all
+
     sup = server.supervisor
     remotes = await check_all(server.client, server.config.remote_servers)
     problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
@@ -113,6 +120,8 @@ def status_main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    import httpx
+
     try:
         response = httpx.get(f"{url}/agents", timeout=5.0, trust_env=False)
         response.raise_for_status()

@@ -3,9 +3,13 @@ the ``atoll status`` table."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from atoll.deploy.remote import DISABLED, NOT_RUNNING, RUNNING, RemoteStatus
+if TYPE_CHECKING:
+    from atoll.deploy.remote import RemoteStatus
+
+# The remote states of ``atoll.deploy.remote``, spelled here so this module does not import httpx.
+RUNNING, NOT_RUNNING, DISABLED = "running", "not_running", "disabled"
 
 MARKS = {RUNNING: "✓", DISABLED: "○", NOT_RUNNING: "○"}
 
