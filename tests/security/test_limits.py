@@ -1,0 +1,142 @@
+"""Rate limits (429 + Retry-After, then allowed again), concurrent generations, body size (413)
+and the per-request timeout (504), against real server processes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.security.conftest import KEY_A, KEY_B, bearer, start
+from tests.support.servers import AgentServer
+
+
+def chat_body(text: str, *, stream: bool = False) -> dict:
+    return {"model": "echo", "stream": stream, "messages": [{"role": "user", "content": text}]}
+
+
+def wait_until(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
+    """Three requests per second per key."""
+    folder = tmp_path_factory.mktemp("limited")
+    yield from start(folder, f'api_keys = ["{KEY_A}", "{KEY_B}"]\nsession_store = "memory"\n'
+                             "rate_limit_per_minute = 3\nrate_limit_window_s = 1.0\n")
+
+
+@pytest.fixture(scope="module")
+def bounded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
+    """One generation at a time per key, 4 KiB bodies, 1.5 s per request."""
+    folder = tmp_path_factory.mktemp("bounded")
+    yield from start(folder, f'api_keys = ["{KEY_A}", "{KEY_B}"]\nsession_store = "memory"\n'
+                             "max_concurrent_generations = 1\nmax_body_bytes = 4096\nrequest_timeout = 1.5\n")
+
+
+def refused(server: AgentServer, key: str) -> httpx.Response:
+    """Spend ``key``'s allowance on cheap requests until the server refuses one."""
+    for _ in range(10):
+        response = httpx.get(server.url + "/api/tags", headers=bearer(key))
+        if response.status_code == 429:
+            return response
+        assert response.status_code == 200
+    raise AssertionError("never rate limited")
+
+
+def test_over_the_rate_limit_then_allowed_again(limited_server: AgentServer) -> None:
+    response = refused(limited_server, KEY_A)
+    assert response.headers["retry-after"] == "1"
+    assert "rate limit" in response.json()["error"] and response.json()["detail"]
+    # Limits are per key, and probes are never limited.
+    assert httpx.get(limited_server.url + "/api/tags", headers=bearer(KEY_B)).status_code == 200
+    assert all(httpx.get(limited_server.url + "/health").status_code == 200 for _ in range(5))
+    refused_at = time.monotonic()
+    wait_until(lambda: httpx.get(limited_server.url + "/api/tags", headers=bearer(KEY_A)).status_code == 200)
+    assert time.monotonic() - refused_at <= 1.5  # within the window Retry-After announced
+
+
+def test_openai_routes_are_limited_in_openai_shape(limited_server: AgentServer) -> None:
+    refused(limited_server, KEY_B)
+    response = httpx.post(limited_server.url + "/v1/chat/completions", headers=bearer(KEY_B),
+                          json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 429 and response.headers["retry-after"]
+    assert "rate limit" in response.json()["error"]["message"]
+
+
+def test_one_generation_at_a_time(bounded_server: AgentServer) -> None:
+    first_line = threading.Event()
+    lines: list[dict] = []
+
+    def slow_stream() -> None:
+        with httpx.stream("POST", bounded_server.url + "/api/chat", headers=bearer(KEY_A), timeout=10,
+                          json=chat_body("/slow 4 0.2", stream=True)) as response:
+            for line in response.iter_lines():
+                lines.append(json.loads(line))
+                first_line.set()
+
+    worker = threading.Thread(target=slow_stream)
+    worker.start()
+    try:
+        assert first_line.wait(10)
+        busy = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_A), json=chat_body("hi"))
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+        assert "concurrent generations" in busy.json()["error"]
+        # Another key has its own allowance.
+        other = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B), json=chat_body("hi"))
+        assert other.status_code == 200, other.text
+    finally:
+        worker.join(10)
+    assert lines[-1]["done"] is True  # the stream that held the slot flowed to its end
+    # The slot is given back once the first response has gone out.
+    wait_until(lambda: httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_A),
+                                  json=chat_body("again")).status_code == 200)
+
+
+def test_oversized_body_is_413(bounded_server: AgentServer) -> None:
+    big = chat_body("x" * 5000)
+    declared = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B), json=big)
+    assert declared.status_code == 413
+    assert "4096 bytes" in declared.json()["error"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server has to count
+        payload = json.dumps(big).encode()
+        for offset in range(0, len(payload), 1000):
+            yield payload[offset:offset + 1000]
+
+    streamed = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B), content=chunks())
+    assert streamed.status_code == 413 and "too large" in streamed.json()["error"]
+
+
+def test_slow_request_is_504_then_a_stream_ends_with_an_error_line(bounded_server: AgentServer) -> None:
+    started = time.monotonic()
+    response = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B), timeout=10,
+                          json=chat_body("/slow 10 0.5"))
+    assert response.status_code == 504
+    assert response.json()["error"] == "request timed out after 1.5 s (server.request_timeout)"
+    assert time.monotonic() - started < 5
+    with httpx.stream("POST", bounded_server.url + "/api/chat", headers=bearer(KEY_B), timeout=10,
+                      json=chat_body("/slow 10 0.5", stream=True)) as stream:
+        assert stream.status_code == 200
+        lines = [json.loads(line) for line in stream.iter_lines()]
+    assert lines[0]["message"]["content"] and lines[-1] == {"error": "request timed out after 1.5 s "
+                                                                     "(server.request_timeout)"}
+    # The generation was cancelled and its slot given back.
+    wait_until(lambda: httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B),
+                                  json=chat_body("hi")).status_code == 200)
+
+
+def test_without_keys_limits_apply_per_client_address(tmp_path: Path) -> None:
+    for server in start(tmp_path, 'session_store = "memory"\nrate_limit_per_minute = 2\n'):
+        codes = [httpx.get(server.url + "/api/tags").status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        assert httpx.get(server.url + "/api/version").status_code == 200
