@@ -74,17 +74,18 @@ def create_provider(config: LLMConfig) -> Provider:
     (how tests plug in a scripted LLM, and how users plug in their own backend). The class is
     called with the :class:`~atoll.config.LLMConfig`.
     """
-    target = BUILTIN_PROVIDERS.get(config.provider, config.provider)
+    name = config.provider or "local"
+    target = BUILTIN_PROVIDERS.get(name, name)
     module_name, sep, class_name = target.partition(":")
     if not sep:
         known = ", ".join(sorted(BUILTIN_PROVIDERS))
-        raise ConfigError(f"unknown provider {config.provider!r}; expected one of {known} or 'module:Class'",
+        raise ConfigError(f"unknown provider {name!r}; expected one of {known} or 'module:Class'",
                           field="llm.provider")
     try:
         module = importlib.import_module(module_name)
         cls = getattr(module, class_name)
     except (ImportError, AttributeError) as exc:
-        if config.provider in BUILTIN_PROVIDERS:
+        if name in BUILTIN_PROVIDERS:
             raise
         raise ConfigError(f"cannot import provider {target!r}: {exc}", field="llm.provider") from exc
     provider: Provider = cls(config)
