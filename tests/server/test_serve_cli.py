@@ -54,6 +54,14 @@ def test_invalid_config_names_file_and_field_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_unknown_provider_names_file_and_field_exit_2(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, '[agent]\nname = "x"\n[llm]\nprovider = "gpt-magic"\n')
+    result = run_cli(["--port", "0", "--agent", str(agent)], tmp_path)
+    assert result.returncode == 2
+    assert str(agent) in result.stderr and "llm.provider" in result.stderr and "gpt-magic" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_sigterm_drains_in_flight_request_and_exits_0(tmp_path: Path) -> None:
     agent = write_agent(tmp_path, scripted_agent_toml())
     with run_agent_server(agent, cwd=tmp_path) as server:

@@ -102,7 +102,8 @@ def serve_main(argv: list[str]) -> int:
         config = load_agent_config(args.agent)
         runtime = AgentRuntime(config)
     except ConfigError as exc:
-        err.print(f"error: {exc}", markup=False)
+        where = f"{args.agent}: " if args.agent and not exc.path else ""
+        err.print(f"error: {where}{exc}", markup=False)
         return 2
     except AtollError as exc:
         err.print(f"error: {exc}", markup=False)
