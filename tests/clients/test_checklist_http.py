@@ -166,6 +166,16 @@ def test_item_20_think_on_v1_is_reasoning(thinker: AgentServer) -> None:
     assert bad.status_code == 400 and "invalid reasoning value" in bad.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("think", [True, "high", False])
+def test_item_20_think_on_an_agent_without_thinking_is_accepted(echo_server: AgentServer, think: object) -> None:
+    """The documented choice (docs/clients.md): ``think`` is accepted on every agent; only an agent
+    whose LLM reasons separately sends thinking text, and only it lists the capability."""
+    assert "thinking" not in httpx.post(echo_server.url + "/api/show", json={"model": "echo"}).json()["capabilities"]
+    response = _chat(echo_server, "/count 1", stream=False, think=think)
+    assert response.status_code == 200 and "thinking" not in response.json()["message"]
+    assert response.json()["message"]["content"] == "w1"
+
+
 @pytest.mark.parametrize("keep_alive", ["5m", 300, -1, -1.0, "-1m"])
 def test_item_21_options_and_keep_alive_are_lenient(echo_server: AgentServer, keep_alive: object) -> None:
     response = _chat(echo_server, "/count 1", stream=False, keep_alive=keep_alive,
