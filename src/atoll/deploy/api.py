@@ -1,6 +1,7 @@
 """The management REST API: agents, their logs, deploys and remote servers.
 
-Errors are ``{"detail": ..., "error_code": ...}`` with 400/404/409 (see ``deploy/errors.py``).
+Errors are ``{"detail": ..., "error_code": ...}`` with 400/404/409 (see ``deploy/errors.py``), and 401
+when an admin token is configured and not sent (see ``deploy/middleware.py``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from atoll.deploy.errors import BadRequest, ManagementError
 from atoll.deploy.logs import log_paths, tail
+from atoll.deploy.metrics import CONTENT_TYPE, scrape
 from atoll.deploy.remote import check_all
 from atoll.deploy.runner import FAILED, RUNNING
 
@@ -128,6 +130,11 @@ async def remote(request: Request) -> JSONResponse:
     return JSONResponse({"remote_servers": [s.to_dict() for s in statuses]})
 
 
+async def metrics(request: Request) -> Response:
+    ctx = _ctx(request)
+    return Response(scrape(ctx.supervisor, ctx.stats, ctx.started), media_type=CONTENT_TYPE)
+
+
 def routes() -> list[Route]:
     return [
         Route("/health", health),
@@ -140,4 +147,5 @@ def routes() -> list[Route]:
         Route("/agents/{name}/restart", restart_agent, methods=["POST"]),
         Route("/agents/{name}/logs", agent_logs),
         Route("/remote", remote),
+        Route("/metrics", metrics),
     ]

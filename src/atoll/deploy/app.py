@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from atoll.deploy import api, front_door
-from atoll.deploy.config import DeploymentConfig
+from atoll.deploy.config import DeploymentConfig, RemoteServer
 from atoll.deploy.deploy_zip import Deployer
 from atoll.deploy.errors import ManagementError
+from atoll.deploy.middleware import AdminToken, DeployMiddleware, RequestStats
 from atoll.deploy.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -31,8 +34,10 @@ class DeployContext:
     config: DeploymentConfig
     logs_dir: Path
     client: httpx.AsyncClient
-    #: Model name -> base URL of the remote front door that listed it.
-    remote_index: dict[str, str] = field(default_factory=dict)
+    #: Model name -> the remote whose front door listed it.
+    remote_index: dict[str, RemoteServer] = field(default_factory=dict)
+    stats: RequestStats = field(default_factory=RequestStats)
+    started: float = field(default_factory=time.monotonic)
 
 
 async def _management_error(request: Request, exc: Exception) -> JSONResponse:
@@ -49,8 +54,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(ctx: DeployContext) -> Starlette:
+    routes = [*api.routes(), *front_door.routes()]
+    guard = Middleware(DeployMiddleware, token=AdminToken(ctx.config.admin_token), stats=ctx.stats,
+                       routes=routes)
     app = Starlette(
-        routes=[*api.routes(), *front_door.routes()],
+        routes=routes,
+        middleware=[guard],
         exception_handlers={ManagementError: _management_error, HTTPException: _http_error},
     )
     app.state.ctx = ctx

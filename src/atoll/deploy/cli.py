@@ -11,10 +11,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atoll.deploy.config import DeploymentConfig, load_deployment_config, resolve_agents_dir, state_path
+from atoll.deploy.config import (
+    DeploymentConfig,
+    ensure_safe_exposure,
+    load_deployment_config,
+    resolve_agents_dir,
+    state_path,
+)
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.status import STATUS_COLUMNS, startup_block, status_rows
 from atoll.errors import ConfigError
+from atoll.logs import setup_logging
 
 if TYPE_CHECKING:
     from atoll.deploy.service import DeploymentServer
@@ -31,7 +38,9 @@ def _deploy_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address of the management API (default 127.0.0.1)")
     parser.add_argument("--api-port", type=int, help="management API port (default 8080)")
     parser.add_argument("--base-port", type=int, help="first agent port (default 8100)")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="stderr log level; info includes one access line per request")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser
 
 
@@ -44,15 +53,18 @@ def _skip_httpx_cli() -> None:
 
 def deploy_main(argv: list[str]) -> int:
     args = _deploy_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, args.log_format)
+    # httpx logs every request at info: the health probes alone would drown the access lines.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         config = load_deployment_config(args.config)
+        overrides = {k: v for k, v in {"host": args.host, "api_port": args.api_port,
+                                       "base_port": args.base_port}.items() if v is not None}
+        config = config.model_copy(update=overrides)
+        ensure_safe_exposure(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in {"host": args.host, "api_port": args.api_port,
-                                   "base_port": args.base_port}.items() if v is not None}
-    config = config.model_copy(update=overrides)
     if not config.enabled:
         print("The deployment server is disabled (enabled: false in deployment_servers.json).")
         return 0
@@ -64,6 +76,9 @@ def deploy_main(argv: list[str]) -> int:
               "(each with agent.toml or agent.json).")
     try:
         return asyncio.run(_serve(config, agents_dir))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ManagementError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -98,14 +113,13 @@ async def _print_block(server: DeploymentServer, url: str) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _server_url(explicit: str | None) -> str:
+def _server_url(explicit: str | None, config: DeploymentConfig) -> str:
     if explicit:
         return explicit.rstrip("/")
     try:
         return json.loads(state_path().read_text())["url"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    config = load_deployment_config()
     return f"http://{config.bind_host}:{config.api_port}"
 
 
@@ -116,14 +130,21 @@ def status_main(argv: list[str]) -> int:
     parser.add_argument("--url", help="deployment server URL (default: the running one)")
     args = parser.parse_args(argv)
     try:
-        url = _server_url(args.url)
+        config = load_deployment_config()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    url = _server_url(args.url, config)
     import httpx
 
+    headers = {"Authorization": f"Bearer {config.admin_token}"} if config.admin_token else {}
     try:
-        response = httpx.get(f"{url}/agents", timeout=5.0, trust_env=False)
+        response = httpx.get(f"{url}/agents", headers=headers, timeout=5.0, trust_env=False)
+        if response.status_code == 401:
+            print(f"error: the deployment server at {url} wants its admin token "
+                  f"({response.json().get('detail')}); set ATOLL_ADMIN_TOKEN or admin_token in "
+                  "deployment_servers.json", file=sys.stderr)
+            return 1
         response.raise_for_status()
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:

@@ -5,27 +5,39 @@ The file is flat, as in ATOLL::
     {"enabled": true, "host": "localhost", "api_port": 8080, "base_port": 8100, "max_agents": 10,
      "health_check_interval": 30, "restart_on_failure": true, "max_restarts": 3,
      "auto_discover_port": true, "agents_directory": "atoll_agents",
+     "admin_token": "$ATOLL_ADMIN_TOKEN",
      "remote_servers": [{"name": "prod", "host": "10.0.0.5", "port": 8080, "enabled": true,
-                         "description": "..."}]}
+                         "description": "...", "api_key": "$PROD_KEY", "admin_token": "$PROD_ADMIN"}]}
 
 Fields past ATOLL's (timeouts, backoff, log rotation) have defaults and may be set in the same file.
 A missing file means all defaults; a bad one is a ``ConfigError`` naming the file and the field.
+Secrets (``admin_token``, a remote's ``api_key`` and ``admin_token``) may be written as ``$VAR``;
+``ATOLL_ADMIN_TOKEN`` in the environment overrides the file's ``admin_token``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atoll.config import atoll_home, read_document
+from atoll.config import EnvVar, atoll_home, expand_vars, read_document
 from atoll.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = "deployment_servers.json"
 STATE_FILE_NAME = "deployment_server.state.json"
+#: Declared here rather than in ``atoll.config.ENV_VARS`` only because that table belongs to the agent
+#: server's configuration; reading still goes through ``EnvVar``.
+ADMIN_TOKEN_ENV = EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management "
+                         "API requires (overrides admin_token in deployment_servers.json).")
+#: Fields whose ``$VAR`` references are expanded (top level, then each remote); nothing else is.
+SECRET_FIELDS = ("admin_token",)
+REMOTE_SECRET_FIELDS = ("api_key", "admin_token")
 
 
 class RemoteServer(BaseModel):
@@ -36,6 +48,11 @@ class RemoteServer(BaseModel):
     port: int = Field(default=8080, gt=0, lt=65536)
     enabled: bool = True
     description: str = ""
+    #: Sent as ``Authorization: Bearer`` on front-door calls to this remote (routed requests and its
+    #: ``/api/tags``), in place of the caller's own header.
+    api_key: str | None = Field(default=None, repr=False)
+    #: The remote deployment server's admin token, sent when asking its management API (``/agents``).
+    admin_token: str | None = Field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -59,6 +76,8 @@ class DeploymentConfig(BaseModel):
     auto_discover_port: bool = True
     agents_directory: str | None = None
     remote_servers: list[RemoteServer] = Field(default_factory=list)
+    #: Bearer token every management endpoint but ``GET /health`` requires; required beyond loopback.
+    admin_token: str | None = Field(default=None, repr=False)
 
     restart_window: float = Field(default=60.0, gt=0)
     startup_timeout: float = Field(default=60.0, gt=0)
@@ -81,6 +100,28 @@ class DeploymentConfig(BaseModel):
     def display_host(self) -> str:
         return "localhost" if self.host in ("127.0.0.1", "localhost", "::1") else self.host
 
+    @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.bind_host)
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses only; a host name other than ``localhost`` counts as exposed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def ensure_safe_exposure(config: DeploymentConfig) -> None:
+    """Refuse to serve beyond loopback without an admin token (the management API starts, stops,
+    deletes and deploys agents: open to a network, it is remote code execution)."""
+    if not config.loopback_only and not config.admin_token:
+        raise ConfigError(f"refusing to listen on {config.host} (beyond loopback) without an admin token: "
+                          "set admin_token in deployment_servers.json or ATOLL_ADMIN_TOKEN")
+
 
 def config_path() -> Path:
     return atoll_home() / CONFIG_FILE_NAME
@@ -94,8 +135,8 @@ def state_path() -> Path:
 def load_deployment_config(path: Path | None = None) -> DeploymentConfig:
     path = path or config_path()
     if not path.is_file():
-        return DeploymentConfig()
-    data = read_document(path)
+        return with_env_overrides(DeploymentConfig())
+    data = _expand_secrets(read_document(path), str(path))
     try:
         config = DeploymentConfig.model_validate(data)
     except ValidationError as exc:
@@ -104,7 +145,28 @@ def load_deployment_config(path: Path | None = None) -> DeploymentConfig:
         raise ConfigError(err["msg"], path=str(path), field=field) from exc
     for key in config.model_extra or {}:
         logger.warning("%s: unknown key %s ignored", path, key)
-    return config
+    return with_env_overrides(config)
+
+
+def with_env_overrides(config: DeploymentConfig) -> DeploymentConfig:
+    """The environment beats the file: ``ATOLL_ADMIN_TOKEN`` replaces ``admin_token``."""
+    token = ADMIN_TOKEN_ENV.get()
+    return config.model_copy(update={"admin_token": token}) if token else config
+
+
+def _expand_secrets(data: dict[str, Any], path: str) -> dict[str, Any]:
+    try:
+        for key in SECRET_FIELDS:
+            if isinstance(data.get(key), str):
+                data[key] = expand_vars(data[key], where=key)
+        remotes = data.get("remote_servers")
+        for index, remote in enumerate(remotes if isinstance(remotes, list) else []):
+            for key in REMOTE_SECRET_FIELDS:
+                if isinstance(remote, dict) and isinstance(remote.get(key), str):
+                    remote[key] = expand_vars(remote[key], where=f"remote_servers.{index}.{key}")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path=path) from exc
+    return data
 
 
 def resolve_agents_dir(cli_value: str | None, config: DeploymentConfig, cwd: Path) -> Path:

@@ -3,6 +3,11 @@
 ``/api/tags`` lists every running agent, local and remote; ``/api/chat``, ``/api/generate``,
 ``/api/show`` and the embedding routes go to the agent named by ``model``, and the answer (NDJSON
 stream or one JSON object) is relayed chunk by chunk as it arrives.
+
+Credentials pass through: the front door asks for no key of its own, and relays the caller's
+``Authorization`` header to the agent, whose ``[server] api_keys`` decide. ``/api/tags`` leaves out
+the agents that refuse the caller's credentials. A remote with an ``api_key`` configured gets that
+key instead of the caller's header. The request id (``X-Request-ID``) goes along to the agent.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from atoll._version import __version__
-from atoll.deploy.remote import HOP_HEADER, remote_models
+from atoll.deploy.config import RemoteServer
+from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
 
 if TYPE_CHECKING:
@@ -30,6 +36,8 @@ ROUTED = ("/api/chat", "/api/generate", "/api/show", "/api/embed", "/api/embeddi
 #: Headers that belong to one hop of the connection and are not relayed.
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
               "proxy-connection", "te", "trailer"}
+#: Agent answers to ``/api/tags`` that mean "not with these credentials": the agent is not listed.
+REFUSED = (401, 403)
 
 
 def base_name(model: str) -> str:
@@ -56,23 +64,28 @@ async def version(request: Request) -> JSONResponse:
 async def tags(request: Request) -> JSONResponse:
     ctx = _ctx(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
-    local = await asyncio.gather(*(_local_models(ctx.client, r.spec.name, r.port) for r in runners))
+    auth = request.headers.get("authorization")
+    local = await asyncio.gather(*(_local_models(ctx.client, r.spec.name, r.port, auth) for r in runners))
     models = [m for group in local for m in group]
     if HOP_HEADER not in request.headers:
         seen = {base_name(str(m.get("name", ""))) for m in models}
-        for remote_cfg, listed in await _remote_listing(ctx):
+        for remote_cfg, listed in await _remote_listing(ctx, auth):
             for model in listed:
                 key = base_name(str(model.get("name", "")))
                 if key and key not in seen:
                     seen.add(key)
                     models.append(model)
-                    ctx.remote_index[key] = remote_cfg.url
+                    ctx.remote_index[key] = remote_cfg
     return JSONResponse({"models": models})
 
 
-async def _local_models(client: httpx.AsyncClient, name: str, port: int) -> list[dict[str, Any]]:
+async def _local_models(client: httpx.AsyncClient, name: str, port: int, auth: str | None
+                        ) -> list[dict[str, Any]]:
     try:
-        response = await client.get(f"http://127.0.0.1:{port}/api/tags", timeout=2.0)
+        response = await client.get(f"http://127.0.0.1:{port}/api/tags", timeout=2.0,
+                                    headers={"Authorization": auth} if auth else None)
+        if response.status_code in REFUSED:
+            return []
         response.raise_for_status()
         models = response.json().get("models", [])
         if isinstance(models, list) and models:
@@ -84,14 +97,15 @@ async def _local_models(client: httpx.AsyncClient, name: str, port: int) -> list
              "digest": "", "details": {}}]
 
 
-async def _remote_listing(ctx: DeployContext) -> list[tuple[Any, list[dict[str, Any]]]]:
+async def _remote_listing(ctx: DeployContext, auth: str | None
+                          ) -> list[tuple[RemoteServer, list[dict[str, Any]]]]:
     remotes = [r for r in ctx.config.remote_servers if r.enabled]
-    listed = await asyncio.gather(*(remote_models(ctx.client, r) for r in remotes))
+    listed = await asyncio.gather(*(remote_models(ctx.client, r, auth) for r in remotes))
     return list(zip(remotes, listed, strict=True))
 
 
-async def _target(request: Request, model: str) -> str | JSONResponse:
-    """The base URL serving ``model``, or the Ollama-style error to answer with."""
+async def _target(request: Request, model: str) -> str | RemoteServer | JSONResponse:
+    """The local agent's base URL or the remote serving ``model``, or the Ollama-style error."""
     ctx = _ctx(request)
     name = base_name(model)
     runner = ctx.supervisor.runners.get(name)
@@ -102,11 +116,26 @@ async def _target(request: Request, model: str) -> str | JSONResponse:
     if HOP_HEADER in request.headers:
         return _error(404, f"model '{model}' not found")
     if name not in ctx.remote_index:
-        for remote_cfg, listed in await _remote_listing(ctx):
+        for remote_cfg, listed in await _remote_listing(ctx, request.headers.get("authorization")):
             for entry in listed:
-                ctx.remote_index[base_name(str(entry.get("name", "")))] = remote_cfg.url
-    url = ctx.remote_index.get(name)
-    return url if url else _error(404, f"model '{model}' not found")
+                ctx.remote_index[base_name(str(entry.get("name", "")))] = remote_cfg
+    remote = ctx.remote_index.get(name)
+    return remote if remote is not None else _error(404, f"model '{model}' not found")
+
+
+def _upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str, str]:
+    """The caller's headers minus hop-by-hop ones, with the request id, and for a remote its key
+    and the hop mark (a remote front door must not forward again)."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    headers = {k: v for k, v in headers.items() if k.lower() not in ("x-request-id", "authorization")}
+    headers["X-Request-ID"] = request.scope.get("state", {}).get("request_id", "")
+    auth = request.headers.get("authorization")
+    if remote is not None:
+        headers[HOP_HEADER] = "1"
+        auth = front_door_auth(remote, auth)
+    if auth:
+        headers["Authorization"] = auth
+    return {k: v for k, v in headers.items() if v}
 
 
 async def routed(request: Request) -> Response:
@@ -118,14 +147,15 @@ async def routed(request: Request) -> Response:
     model = payload.get("model") or payload.get("name") if isinstance(payload, dict) else None
     if not isinstance(model, str) or not model:
         return _error(400, "model is required")
+    request.scope.setdefault("state", {})["model"] = model
     target = await _target(request, model)
     if isinstance(target, Response):
         return target
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    if base_name(model) not in _ctx(request).supervisor.runners:
-        headers[HOP_HEADER] = "1"  # a remote front door: it must not forward again
+    remote = target if isinstance(target, RemoteServer) else None
+    base = remote.url if remote is not None else str(target)
     client = _ctx(request).client
-    upstream = client.build_request("POST", target + request.url.path, content=body, headers=headers)
+    upstream = client.build_request("POST", base + request.url.path, content=body,
+                                    headers=_upstream_headers(request, remote))
     try:
         response = await client.send(upstream, stream=True)
     except httpx.HTTPError as exc:

@@ -27,6 +27,8 @@ ALLOWED_ENV = (
 )
 ALLOWED_PREFIXES = ("ATOLL_", "OLLAMA_", "OPENAI_", "LC_")
 ALLOWED_SUFFIXES = ("_API_KEY",)
+#: Never passed on, although the prefix would allow it: an agent has no business with the admin token.
+WITHHELD_ENV = frozenset({"ATOLL_ADMIN_TOKEN"})
 
 CommandFor = Callable[[AgentSpec, int], list[str]]
 
@@ -42,8 +44,8 @@ def child_env(spec: AgentSpec, extra_names: Iterable[str] = (), base: dict[str, 
     extra = set(extra_names)
     env = {
         key: value for key, value in base.items()
-        if key in ALLOWED_ENV or key in extra or key.startswith(ALLOWED_PREFIXES)
-        or key.endswith(ALLOWED_SUFFIXES)
+        if (key in ALLOWED_ENV or key in extra or key.startswith(ALLOWED_PREFIXES)
+            or key.endswith(ALLOWED_SUFFIXES)) and key not in WITHHELD_ENV
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(spec.env)

@@ -31,6 +31,16 @@ class RemoteStatus:
         return asdict(self)
 
 
+def front_door_auth(remote: RemoteServer, caller: str | None) -> str | None:
+    """The ``Authorization`` to send to a remote's front door: its configured ``api_key`` when set
+    (the operator vouches for every caller of this front door), else the caller's own header."""
+    return f"Bearer {remote.api_key}" if remote.api_key else caller
+
+
+def _management_headers(remote: RemoteServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {remote.admin_token}"} if remote.admin_token else {}
+
+
 def _base(remote: RemoteServer, **extra: Any) -> dict[str, Any]:
     return {"name": remote.name, "host": remote.host, "port": remote.port, "enabled": remote.enabled,
             "description": remote.description, **extra}
@@ -44,7 +54,10 @@ async def check_remote(client: httpx.AsyncClient, remote: RemoteServer, timeout:
         health = await client.get(f"{remote.url}/health", timeout=timeout)
         if health.status_code != 200:
             return RemoteStatus(**_base(remote, state=ERROR, error=f"/health answered {health.status_code}"))
-        agents = await client.get(f"{remote.url}/agents", timeout=timeout)
+        agents = await client.get(f"{remote.url}/agents", headers=_management_headers(remote), timeout=timeout)
+        if agents.status_code == 401:
+            return RemoteStatus(**_base(remote, state=ERROR, error="its management API refused the admin token "
+                                        "(set admin_token for this remote)"))
         agents.raise_for_status()
         listed = agents.json().get("agents", [])
     except httpx.ConnectError as exc:
@@ -60,11 +73,15 @@ async def check_all(client: httpx.AsyncClient, remotes: list[RemoteServer]) -> l
     return list(await asyncio.gather(*(check_remote(client, r) for r in remotes)))
 
 
-async def remote_models(client: httpx.AsyncClient, remote: RemoteServer, timeout: float = 2.0
-                        ) -> list[dict[str, Any]]:
+async def remote_models(client: httpx.AsyncClient, remote: RemoteServer, caller_auth: str | None = None,
+                        timeout: float = 2.0) -> list[dict[str, Any]]:
     """The models a remote front door lists (its local agents only); [] when it cannot be asked."""
+    headers = {HOP_HEADER: "1"}
+    auth = front_door_auth(remote, caller_auth)
+    if auth:
+        headers["Authorization"] = auth
     try:
-        response = await client.get(f"{remote.url}/api/tags", headers={HOP_HEADER: "1"}, timeout=timeout)
+        response = await client.get(f"{remote.url}/api/tags", headers=headers, timeout=timeout)
         response.raise_for_status()
         models = response.json().get("models", [])
     except (httpx.HTTPError, ValueError, AttributeError):

@@ -101,6 +101,9 @@ class AgentRunner:
         self.history: list[tuple[float, str]] = []
         self.proc: ChildProcess | None = None
         self.restarts = 0
+        #: Never reset (a manual start resets ``restarts``): for ``/metrics`` counters.
+        self.restarts_total = 0
+        self.health_failures = 0
         self.last_exit_code: int | None = None
         self.error: str | None = None
         self.log_tail: list[str] = []
@@ -166,6 +169,7 @@ class AgentRunner:
                     self._give_up(reason)
                     return
                 self.restarts += 1
+                self.restarts_total += 1
                 delay = self.backoff.delay(self._attempt, self.deps.rand())
                 self._attempt += 1
                 logger.warning("agent %s %s; restarting in %.2fs", self.spec.name, reason, delay)
@@ -264,6 +268,8 @@ class AgentRunner:
     def _note_health(self, ok: bool) -> None:
         self.last_health_check = self.deps.wall()
         self.last_health_ok = ok
+        if not ok:
+            self.health_failures += 1
 
     def _give_up(self, reason: str) -> None:
         if self.restart_on_failure:

@@ -18,7 +18,7 @@ import uvicorn
 
 from atoll.config import atoll_home
 from atoll.deploy.app import DeployContext, create_app, make_client
-from atoll.deploy.config import DeploymentConfig, state_path
+from atoll.deploy.config import DeploymentConfig, ensure_safe_exposure, state_path
 from atoll.deploy.deploy_zip import Deployer, read_checksum
 from atoll.deploy.discover import AgentSpec, Discovery, Problem, discover
 from atoll.deploy.errors import ManagementError
@@ -57,7 +57,9 @@ def settings_from(config: DeploymentConfig) -> SupervisorSettings:
 
 
 def bind_api_socket(config: DeploymentConfig) -> socket.socket:
-    """Bind the management port, moving up past busy ports when ``auto_discover_port`` is set."""
+    """Bind the management port, moving up past busy ports when ``auto_discover_port`` is set.
+    Beyond loopback only with an admin token (``ConfigError`` otherwise)."""
+    ensure_safe_exposure(config)
     host = config.bind_host
     candidates = range(config.api_port, config.api_port + (100 if config.auto_discover_port else 1))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -141,6 +143,9 @@ class DeploymentServer:
                                              lifespan="off", access_log=False))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         url = f"http://{self.config.bind_host}:{port}"
+        if not self.config.loopback_only:
+            logger.warning("listening on %s beyond loopback: the front door passes requests through, so "
+                           "agents without [server] api_keys are open to anyone who can reach it", url)
         try:
             self._write_state(url)
             await self.supervisor.start_all()
