@@ -7,7 +7,9 @@ from starlette.requests import Request
 from atoll.server.runtime import AgentRuntime
 
 
-def runtime_of(request: Request) -> AgentRuntime:
+async def runtime_of(request: Request) -> AgentRuntime:
+    """The agent behind this app. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
+    a worker thread, a thread hop on every request."""
     runtime: AgentRuntime = request.app.state.runtime
     return runtime
 
