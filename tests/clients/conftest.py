@@ -13,7 +13,7 @@ from tests.support.servers import AgentServer, run_agent_server, write_agent
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-def _agent_toml(name: str, provider: str) -> str:
+def _agent_toml(name: str, provider: str, extra: str = "") -> str:
     return f"""
 [agent]
 name = "{name}"
@@ -22,6 +22,7 @@ description = "client test agent"
 [llm]
 provider = "{provider}"
 system_prompt = "You are {name}."
+{extra}
 """
 
 
@@ -36,8 +37,10 @@ def thinker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
-    """An agent on an LLM that can neither embed nor call tools, and has no tools of its own."""
+    """An agent on an LLM that can neither embed nor call tools, and has no tools of its own; it also
+    lets one more browser origin in."""
     folder = tmp_path_factory.mktemp("plain")
-    agent = write_agent(folder, _agent_toml("plain", "tests.clients.providers:NoEmbeddingsProvider"))
+    agent = write_agent(folder, _agent_toml("plain", "tests.clients.providers:NoEmbeddingsProvider",
+                                            '[server]\ncors_origins = ["https://chat.example.org"]'))
     with run_agent_server(agent, cwd=folder) as server:
         yield server

@@ -377,3 +377,10 @@ def test_item_41_cors_preflight_and_authorization_ignored(echo_server: AgentServ
     response = httpx.post(echo_server.url + "/api/chat", headers={"Authorization": "Bearer sk-anything"}, json={
         "model": "echo", "stream": False, "messages": [{"role": "user", "content": "/count 1"}]})
     assert response.status_code == 200 and response.json()["message"]["content"] == "w1"
+
+
+def test_item_41_cors_origins_are_configurable(echo_server: AgentServer, plain: AgentServer) -> None:
+    headers = {"Origin": "https://chat.example.org", "Access-Control-Request-Method": "POST"}
+    allowed = httpx.options(plain.url + "/v1/chat/completions", headers=headers)
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://chat.example.org"
+    assert "access-control-allow-origin" not in httpx.options(echo_server.url + "/v1/models", headers=headers).headers

@@ -7,14 +7,16 @@ the disconnect shows the run was cancelled rather than left to finish.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.clients.helpers import active_generations, wait_until
-from tests.support.servers import AgentServer
+from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
 
 SLOW = "/slow 40 0.25"
 STOPPED_WITHIN = 3.0
@@ -61,3 +63,21 @@ def test_item_42_two_streams_at_once_are_both_served(echo_server: AgentServer) -
         assert active_generations(echo_server.url) == 2
         assert all("s2" in _next_line(each) for each in lines)
     wait_until(lambda: active_generations(echo_server.url) == 0, timeout=STOPPED_WITHIN)
+
+
+def test_item_42_disconnect_stops_a_tool_call_in_flight(echo_server: AgentServer, tmp_path: Path) -> None:
+    """The parent agent's tool is a child agent (the echo server) busy with a slow task; leaving the
+    parent mid-call must cancel the call, which ends the child's generation too."""
+    parent = write_agent(tmp_path, scripted_agent_toml(
+        "parent", extra=f'[sub_agents.child]\nurl = "{echo_server.url}"\ndescription = "slow helper"\n'))
+    command = "/tool ask_child " + json.dumps({"task": SLOW})
+    with run_agent_server(parent, cwd=tmp_path) as parent_server:
+        body = {"model": "parent", "messages": [{"role": "user", "content": command}]}
+        with httpx.Client(timeout=10) as client, client.stream("POST", parent_server.url + "/api/chat",
+                                                               json=body) as response:
+            lines = response.iter_lines()
+            assert json.loads(_next_line(lines))["atoll"]["event"] == "tool_call"
+            wait_until(lambda: active_generations(echo_server.url) == 1, timeout=STOPPED_WITHIN)
+            assert active_generations(parent_server.url) == 1
+        wait_until(lambda: active_generations(parent_server.url) == 0, timeout=STOPPED_WITHIN)
+        wait_until(lambda: active_generations(echo_server.url) == 0, timeout=STOPPED_WITHIN)

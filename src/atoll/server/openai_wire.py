@@ -97,6 +97,7 @@ class _SamplingRequest(_Lenient):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     def options(self, max_tokens: int | None = None) -> GenerationOptions:
+        """Sampling options; ``max_tokens`` (chat's newer ``max_completion_tokens``) wins over the field."""
         return GenerationOptions(
             temperature=self.temperature, top_p=self.top_p, max_tokens=max_tokens or self.max_tokens,
             seed=self.seed, stop=[self.stop] if isinstance(self.stop, str) else self.stop,
