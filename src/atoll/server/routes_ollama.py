@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from atoll._version import OLLAMA_COMPAT_VERSION
-from atoll.agent.events import AgentEvent, RunFinished
+from atoll.agent.events import AgentEvent
 from atoll.agent.loop import RunRequest
 from atoll.errors import RequestError
 from atoll.messages import Message
@@ -35,49 +35,18 @@ router = APIRouter()
 JSON_UTF8 = "application/json; charset=utf-8"
 
 
-@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-async def root() -> Response:
-    return PlainTextResponse("Ollama is running")
-
-
-@router.api_route("/api/version", methods=["GET", "HEAD"])
-async def version() -> dict[str, str]:
-    return {"version": OLLAMA_COMPAT_VERSION}
-
-
-@router.api_route("/api/tags", methods=["GET", "HEAD"])
-async def tags(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
-    return {"models": [model_entry(runtime).model_dump(exclude_none=True)]}
-
-
-@router.get("/api/ps")
-async def ps(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
-    running = runtime.state == "healthy"
-    return {"models": [model_entry(runtime, loaded=True).model_dump(exclude_none=True)] if running else []}
-
-
-@router.post("/api/show")
-async def show(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
-    body = await read_body(request, ModelNameRequest)
-    runtime.check_model(body.requested)
-    return show_response(runtime).model_dump(exclude_none=True)
-
-
-async def encode_events(encoder: ChunkEncoder, events: AsyncIterator[AgentEvent],
-                        *, collected: bool) -> AsyncIterator[dict[str, Any]]:
+async def encode_events(encoder: ChunkEncoder, events: AsyncIterator[AgentEvent]) -> AsyncIterator[dict[str, Any]]:
     async for event in events:
-        if isinstance(event, RunFinished):
-            yield encoder.final(event, collected=collected)
-        else:
-            chunk = encoder.chunk(event)
-            if chunk is not None and not collected:
-                yield chunk
+        chunk = encoder.chunk(event)
+        if chunk is not None:
+            yield chunk
 
 
 async def respond(request: Request, encoder: ChunkEncoder, events: AsyncIterator[AgentEvent], *,
                   streaming: bool, session_id: str | None) -> Response:
     headers = {"X-Session-ID": session_id} if session_id else None
-    chunks = encode_events(encoder, events, collected=not streaming)
+    encoder.collecting = not streaming
+    chunks = encode_events(encoder, events)
     if streaming:
         return await stream_ndjson(chunks, headers=headers)
     return JSONResponse(await collect(request, chunks), headers=headers)
@@ -132,3 +101,32 @@ async def generate(request: Request, runtime: AgentRuntime = Depends(runtime_of)
                            context=context_for_session(session_id) if session_id else None)
     events = converse(runtime, run, session_id=session_id, owner=caller(request))
     return await respond(request, encoder, events, streaming=body.streaming, session_id=session_id)
+
+
+# Listed after chat and generate: routes are matched in order, and chat is the hot path.
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def root() -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"])
+async def version() -> dict[str, str]:
+    return {"version": OLLAMA_COMPAT_VERSION}
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"])
+async def tags(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    return {"models": [model_entry(runtime).model_dump(exclude_none=True)]}
+
+
+@router.get("/api/ps")
+async def ps(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    running = runtime.state == "healthy"
+    return {"models": [model_entry(runtime, loaded=True).model_dump(exclude_none=True)] if running else []}
+
+
+@router.post("/api/show")
+async def show(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, Any]:
+    body = await read_body(request, ModelNameRequest)
+    runtime.check_model(body.requested)
+    return show_response(runtime).model_dump(exclude_none=True)

@@ -99,21 +99,38 @@ async def stream_ndjson(
 
 
 async def collect(request: Request, chunks: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
-    """Run the producer to its last chunk (``stream:false``), cancelling it if the client leaves."""
-    last: dict[str, Any] = {}
+    """Run the producer to its last chunk (``stream:false``).
 
-    async def drain() -> None:
-        nonlocal last
+    Runs inline, with no task of its own: most replies finish quickly. Only a generation still
+    going after :data:`DISCONNECT_POLL_S` gets a watcher, which cancels it if the client leaves.
+    """
+    last: dict[str, Any] = {}
+    handler = asyncio.current_task()
+    watcher: asyncio.Task[None] | None = None
+
+    def start_watching() -> None:
+        nonlocal watcher
+        if handler is not None:
+            watcher = asyncio.ensure_future(_cancel_on_disconnect(request, handler))
+
+    timer = asyncio.get_running_loop().call_later(DISCONNECT_POLL_S, start_watching)
+    try:
         async for chunk in chunks:
             last = chunk
-
-    task = asyncio.create_task(drain())
-    try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.5)
-            if not task.done() and await request.is_disconnected():
-                task.cancel()
-                logger.info("client went away; generation cancelled")
-        return task.result() or last
     finally:
-        task.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+    return last
+
+
+DISCONNECT_POLL_S = 0.5
+
+
+async def _cancel_on_disconnect(request: Request, handler: asyncio.Task[Any]) -> None:
+    while True:
+        if await request.is_disconnected():
+            logger.info("client went away; generation cancelled")
+            handler.cancel()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)

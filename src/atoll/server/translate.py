@@ -8,17 +8,7 @@ from typing import Any
 from atoll.agent.events import AgentEvent, ClientToolCalls, RunFinished, ToolFinished, ToolStarted
 from atoll.errors import RequestError
 from atoll.messages import GenerationOptions, Message, TextDelta, ThinkingDelta, ToolCall, ToolSpec, Usage
-from atoll.wire import (
-    ChatChunk,
-    GenerateChunk,
-    Metrics,
-    OutFunctionCall,
-    OutMessage,
-    OutToolCall,
-    WireMessage,
-    WireTool,
-    timestamp,
-)
+from atoll.wire import WireMessage, WireTool, timestamp
 
 _ROLES = ("system", "user", "assistant", "tool")
 
@@ -93,19 +83,21 @@ def tools_from_wire(tools: list[WireTool] | None) -> list[ToolSpec]:
     ]
 
 
-def metrics(usage: Usage) -> Metrics:
-    return Metrics(
-        total_duration=usage.total_duration_ns,
-        load_duration=usage.load_duration_ns,
-        prompt_eval_count=usage.prompt_tokens,
-        prompt_eval_duration=usage.prompt_eval_duration_ns,
-        eval_count=usage.completion_tokens,
-        eval_duration=usage.eval_duration_ns,
-    )
+def metrics(usage: Usage) -> dict[str, int]:
+    """The six metrics of a final chunk (:class:`~atoll.wire.Metrics`)."""
+    return {
+        "total_duration": usage.total_duration_ns,
+        "load_duration": usage.load_duration_ns,
+        "prompt_eval_count": usage.prompt_tokens,
+        "prompt_eval_duration": usage.prompt_eval_duration_ns,
+        "eval_count": usage.completion_tokens,
+        "eval_duration": usage.eval_duration_ns,
+    }
 
 
-def wire_tool_calls(calls: list[ToolCall]) -> list[OutToolCall]:
-    return [OutToolCall(id=c.id, function=OutFunctionCall(index=i, name=c.name, arguments=c.arguments))
+def wire_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """Native tool calls (:class:`~atoll.wire.OutToolCall`): arguments stay an object."""
+    return [{"id": c.id, "function": {"index": i, "name": c.name, "arguments": c.arguments}}
             for i, c in enumerate(calls)]
 
 
@@ -120,54 +112,65 @@ def _progress(event: ToolStarted | ToolFinished) -> dict[str, Any]:
 
 @dataclass
 class ChunkEncoder:
-    """Turns agent events into ``/api/chat`` or ``/api/generate`` chunks, and collects them for
-    ``stream:false``. One producer, two encodings."""
+    """Turns agent events into ``/api/chat`` or ``/api/generate`` chunks. One producer, two
+    encodings: streaming returns a chunk per event; ``collecting`` (``stream:false``) only
+    accumulates, and the final chunk carries the whole reply.
+
+    Chunks are built as plain dicts on this hot path; their shape is the contract in
+    :mod:`atoll.wire` (``ChatChunk``, ``GenerateChunk``), which the tests hold them to.
+    """
 
     model: str
     generate: bool = False
     context: list[int] | None = None
+    collecting: bool = False
     content: str = ""
     thinking: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
 
     def chunk(self, event: AgentEvent) -> dict[str, Any] | None:
+        if isinstance(event, RunFinished):
+            return self.final(event)
         if isinstance(event, TextDelta):
             self.content += event.text
-            return self._chunk(content=event.text)
+            return None if self.collecting else self._chunk(content=event.text)
         if isinstance(event, ThinkingDelta):
             self.thinking += event.text
-            return self._chunk(thinking=event.text)
-        if isinstance(event, ToolStarted | ToolFinished):
-            return self._chunk(atoll=_progress(event))
+            return None if self.collecting else self._chunk(thinking=event.text)
         if isinstance(event, ClientToolCalls):
             self.tool_calls.extend(event.calls)
-            return None if self.generate else self._chunk(tool_calls=event.calls)
-        return self.final(event)
+            return None if self.collecting or self.generate else self._chunk(tool_calls=event.calls)
+        return None if self.collecting else self._chunk(atoll=_progress(event))
 
-    def final(self, event: RunFinished, *, collected: bool = False) -> dict[str, Any]:
-        """The ``done:true`` chunk; with ``collected`` it carries the whole reply (``stream:false``)."""
-        body = self._chunk(
-            content=self.content if collected else "",
-            thinking=self.thinking if collected and self.thinking else None,
-            tool_calls=self.tool_calls if collected and self.tool_calls else None,
-            done=True,
-        )
+    def final(self, event: RunFinished) -> dict[str, Any]:
+        """The one ``done:true`` chunk; collecting, it carries the whole reply."""
+        whole = self.collecting
+        body = self._chunk(content=self.content if whole else "", thinking=self.thinking if whole else None,
+                           tool_calls=self.tool_calls if whole else None, done=True)
         body["done_reason"] = event.reason
         if self.generate and self.context is not None:
             body["context"] = self.context
-        body.update(metrics(event.usage).model_dump())
+        body.update(metrics(event.usage))
         return body
 
     def _chunk(self, *, content: str = "", thinking: str | None = None, tool_calls: list[ToolCall] | None = None,
                atoll: dict[str, Any] | None = None, done: bool = False) -> dict[str, Any]:
-        now = timestamp()
+        body: dict[str, Any] = {"model": self.model, "created_at": timestamp()}
         if self.generate:
-            return GenerateChunk(model=self.model, created_at=now, response=content, thinking=thinking,
-                                 done=done, atoll=atoll).model_dump(exclude_none=True)
-        message = OutMessage(content=content, thinking=thinking,
-                             tool_calls=wire_tool_calls(tool_calls) if tool_calls else None)
-        return ChatChunk(model=self.model, created_at=now, message=message, done=done,
-                         atoll=atoll).model_dump(exclude_none=True)
+            body["response"] = content
+            if thinking:
+                body["thinking"] = thinking
+        else:
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if thinking:
+                message["thinking"] = thinking
+            if tool_calls:
+                message["tool_calls"] = wire_tool_calls(tool_calls)
+            body["message"] = message
+        body["done"] = done
+        if atoll is not None:
+            body["atoll"] = atoll
+        return body
 
 
 SESSION_CONTEXT_MARK = 0x61746F6C  # "atol": marks a generate ``context`` that carries a session id
