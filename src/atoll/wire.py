@@ -201,25 +201,34 @@ class OutMessage(BaseModel):
     tool_calls: list[OutToolCall] | None = None
 
 
-class ChatChunk(BaseModel):
-    model: str
-    created_at: str
-    message: OutMessage
-    done: bool
+class _FinalFields(BaseModel):
+    """On the ``done:true`` chunk only: why it ended, and the six metrics (all ints, nanoseconds)."""
+
     done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
     #: atoll extension on intermediate chunks: tool progress. Standard clients ignore it.
     atoll: dict[str, Any] | None = None
 
 
-class GenerateChunk(BaseModel):
+class ChatChunk(_FinalFields):
+    model: str
+    created_at: str
+    message: OutMessage
+    done: bool
+
+
+class GenerateChunk(_FinalFields):
     model: str
     created_at: str
     response: str = ""
     thinking: str | None = None
     done: bool
-    done_reason: str | None = None
     context: list[int] | None = None
-    atoll: dict[str, Any] | None = None
 
 
 class ModelDetails(BaseModel):
