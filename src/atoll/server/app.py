@@ -21,6 +21,7 @@ from atoll.server import (
 )
 from atoll.server.errors import install_error_handlers
 from atoll.server.observability import install_observability
+from atoll.server.openapi import document_request_bodies
 from atoll.server.runtime import AgentRuntime
 from atoll.server.security import install_security
 
@@ -77,4 +78,5 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
         expose_headers=["X-Session-ID", "X-Request-ID"],
     )
     install_observability(app, runtime)
+    document_request_bodies(app)
     return app

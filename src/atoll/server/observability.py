@@ -10,9 +10,9 @@ events of each turn (see ``conversation.observe_events``); gauges that describe 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -49,6 +49,7 @@ class ServerMetrics:
 
     def __init__(self, runtime: AgentRuntime) -> None:
         self.runtime = runtime
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("atoll_http_requests", "HTTP requests answered, by route template and status.",
                                 ["method", "route", "status"], registry=registry)
@@ -70,6 +71,16 @@ class ServerMetrics:
             "agent": runtime.name, "version": runtime.config.agent.version, "atoll_version": __version__,
             "provider": runtime.provider.name, "model": runtime.provider.model,
         })
+
+    def count_request(self, method: str, route: str, status: int, elapsed: float) -> None:
+        """Hot path: the labelled children are looked up once per (method, route, status) and kept."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
     def observe_event(self, event: AgentEvent) -> None:
         if isinstance(event, RunFinished):
@@ -109,7 +120,7 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.match(given):
                 return given
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class _Observed:
@@ -166,8 +177,9 @@ class ObservabilityMiddleware:
 
     def _record(self, scope: Scope, observed: _Observed, elapsed: float, request_id: str) -> None:
         method, route = scope["method"], route_template(scope, self.routes)
-        self.metrics.requests.labels(method, route, str(observed.status)).inc()
-        self.metrics.latency.labels(method, route).observe(elapsed)
+        self.metrics.count_request(method, route, observed.status, elapsed)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         fields: dict[str, Any] = {
             "request_id": request_id, "method": method, "path": scope["path"], "route": route,
             "status": observed.status, "duration_ms": round(elapsed * 1000, 1), "model": observed.model(),

@@ -11,6 +11,7 @@ exchange bounded by ``request_timeout`` (504, or a last error line once a stream
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -19,7 +20,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -232,9 +232,13 @@ class SecurityMiddleware:
         return client
 
     async def _run(self, exchange: _Exchange) -> None:
-        with anyio.move_on_after(self.timeout) as deadline:
-            await self.app(exchange.scope, exchange.receive, exchange.send)
-        if deadline.cancelled_caught:
+        deadline = asyncio.timeout(self.timeout)
+        try:
+            async with deadline:
+                await self.app(exchange.scope, exchange.receive, exchange.send)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
             message = f"request timed out after {self.timeout:g} s (server.request_timeout)"
             await exchange.reply(AtollError(message, status=504))
             await exchange.cut_short(message)
