@@ -150,3 +150,43 @@ async def test_missing_agents_dir_is_created_with_a_note(tmp_path: Path, atoll_h
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_refuses_to_listen_beyond_loopback_without_an_admin_token(tmp_path: Path, atoll_home: Path) -> None:
+    base = free_base_port()
+    env = {k: v for k, v in child_env().items() if k != "ATOLL_ADMIN_TOKEN"}
+    done = subprocess.run([sys.executable, "-m", "atoll", "--host", "0.0.0.0", "--api-port", str(base)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                          env={**env, "ATOLL_HOME": str(atoll_home)})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: refusing to listen on 0.0.0.0 (beyond loopback) without an admin token: "
+        "set admin_token in deployment_servers.json or ATOLL_ADMIN_TOKEN"]
+    assert not (tmp_path / "atoll_agents").exists()  # it stopped before doing anything
+
+
+async def test_status_table_sends_the_admin_token(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_agent(agents, "tabled")
+    async with running_server(agents, make_config(admin_token="tok-1")) as run:
+        runner = run.runner("tabled")
+
+        def status(token: str | None) -> subprocess.CompletedProcess[str]:
+            env = {**child_env(), "ATOLL_HOME": str(tmp_path / "status_home"), "COLUMNS": "200"}
+            env.pop("ATOLL_ADMIN_TOKEN", None)
+            if token:
+                env["ATOLL_ADMIN_TOKEN"] = token
+            return subprocess.run([sys.executable, "-m", "atoll", "status", "--url", run.url],
+                                  capture_output=True, text=True, env=env, timeout=60, check=False)
+
+        refused = await anyio.to_thread.run_sync(status, None)
+        assert refused.returncode == 1 and "admin token" in refused.stderr and "ATOLL_ADMIN_TOKEN" in refused.stderr
+        shown = await anyio.to_thread.run_sync(status, "tok-1")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].strip() == f"ATOLL deployment server {run.url}"
+    header = next(line for line in lines if "agent" in line and "state" in line)
+    assert all(column in header for column in ("port", "pid", "restarts", "uptime", "last health check"))
+    row = next(line for line in lines if "tabled" in line)
+    cells = [cell for cell in (c.strip() for c in row.split("│")) if cell]
+    assert cells[:5] == ["tabled", str(runner.port), cells[2], "running", "0"] and cells[2].isdigit()

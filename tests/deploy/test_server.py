@@ -14,6 +14,7 @@ import anyio
 import psutil
 import pytest
 
+from atoll.deploy.logs import log_paths, tail
 from atoll.deploy.runner import FAILED, RUNNING
 from tests.deploy.conftest import alive, make_config, running_server, until, write_agent
 
@@ -180,3 +181,34 @@ async def test_errors_and_conflicting_commands(tmp_path: Path) -> None:
 async def _soon(coro):  # type: ignore[no-untyped-def]
     await anyio.sleep(0.2)
     return await coro
+
+
+async def test_front_door_routes_show_and_embeddings_to_the_named_agent(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_agent(agents, "left")
+    write_agent(agents, "right")
+    async with running_server(agents) as run:
+        async def call(path: str, body: dict[str, object], rid: str) -> dict[str, object]:
+            response = await run.client.post(path, json=body, headers={"X-Request-ID": rid})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        shown = await call("/api/show", {"model": "right:latest"}, "show-right")
+        assert shown["details"]["family"] == "scripted"
+        await call("/api/show", {"name": "left"}, "show-left")
+        vectors = (await call("/api/embed", {"model": "left", "input": ["one", "two"]}, "embed-left"))["embeddings"]
+        assert len(vectors) == 2 and all(len(v) == 8 for v in vectors) and vectors[0] != vectors[1]
+        legacy = await call("/api/embeddings", {"model": "right", "prompt": "one"}, "embed-right")
+        assert legacy["embedding"] == vectors[0]  # the scripted provider is deterministic
+
+        # Each agent's own access log names exactly the requests routed to it.
+        def seen(agent: str) -> set[str]:
+            lines = tail(log_paths(run.server.logs_dir, agent)["stderr"], 500)
+            return {rid for rid in ("show-right", "show-left", "embed-left", "embed-right")
+                    if any(rid in line for line in lines)}
+
+        await until(lambda: seen("left") == {"show-left", "embed-left"} and
+                    seen("right") == {"show-right", "embed-right"})
+
+        unknown = await run.client.post("/api/embed", json={"model": "nobody", "input": "x"})
+        assert unknown.status_code == 404 and "nobody" in unknown.json()["error"]
