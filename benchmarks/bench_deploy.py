@@ -128,6 +128,7 @@ def main() -> None:
                 results["agent_own_start_s"] = own
                 results["restart_after_kill9_s"] = latencies[1]
                 results["restart_after_kill9_minus_own_start_s"] = latencies[1] - own
+            CLIENT.get(f"{url}/metrics").raise_for_status()  # RSS with the metrics path exercised too
             rss = psutil.Process(proc.pid).memory_info().rss / 2**20
             results[f"supervisor_rss_{count}_agents_mb"] = rss
             stop(proc)
