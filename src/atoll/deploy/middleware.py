@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.responses import JSONResponse
@@ -91,7 +91,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 class DeployMiddleware:
     def __init__(self, app: ASGIApp, *, token: AdminToken, stats: RequestStats,
-                 routes: list[BaseRoute]) -> None:
+                 routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.token = token
         self.stats = stats
