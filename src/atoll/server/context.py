@@ -7,11 +7,16 @@ from starlette.requests import Request
 from atoll.server.runtime import AgentRuntime
 
 
-async def runtime_of(request: Request) -> AgentRuntime:
-    """The agent behind this app. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
-    a worker thread, a thread hop on every request."""
+def runtime_from(request: Request) -> AgentRuntime:
+    """The agent behind this app (what hot routes call directly, skipping dependency solving)."""
     runtime: AgentRuntime = request.app.state.runtime
     return runtime
+
+
+async def runtime_of(request: Request) -> AgentRuntime:
+    """:func:`runtime_from` as a FastAPI dependency. ``async`` on purpose: FastAPI runs a plain
+    ``def`` dependency in a worker thread, a thread hop on every request."""
+    return runtime_from(request)
 
 
 def caller(request: Request) -> str:

@@ -31,6 +31,24 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
 
 _REF = "#/components/schemas/{model}"
 
+#: Hot routes served as plain Starlette routes (no FastAPI APIRoute), which FastAPI cannot describe.
+PLAIN_ROUTES: dict[tuple[str, str], str] = {
+    ("post", "/api/chat"): "Chat with the agent (NDJSON stream unless `stream` is false)",
+    ("post", "/api/generate"): "Complete a prompt (NDJSON stream unless `stream` is false)",
+}
+
+_REPLY = {"200": {"description": "The reply: one JSON object, or NDJSON chunks when streaming",
+                  "content": {"application/json": {"schema": {"type": "object"}},
+                              "application/x-ndjson": {"schema": {"type": "string"}}}},
+          "400": {"description": "Bad request"}, "404": {"description": "Unknown model"}}
+
+
+def add_plain_routes(schema: dict[str, Any]) -> None:
+    """Describe the hot routes FastAPI does not know about, so docs and the fuzzer see them."""
+    paths = schema.setdefault("paths", {})
+    for (method, path), summary in PLAIN_ROUTES.items():
+        paths.setdefault(path, {}).setdefault(method, {"summary": summary, "responses": _REPLY})
+
 
 def add_request_bodies(schema: dict[str, Any]) -> None:
     """Describe each known body where the route declares none; models' sub-schemas become components."""
@@ -52,7 +70,9 @@ def document_request_bodies(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            add_request_bodies(build())
+            schema = build()
+            add_plain_routes(schema)
+            add_request_bodies(schema)
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]
