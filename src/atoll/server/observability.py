@@ -3,7 +3,7 @@
 The middleware is the outermost layer, so it sees every answer (401, 413, 429 and 504 included),
 and it is pure ASGI so streams are not buffered. Each app gets its own ``CollectorRegistry``:
 several apps in one process (tests) never share counters. Token and tool counts come from the agent
-events of each turn (see ``conversation.observe_events``); gauges that describe the present
+events of each turn (``runtime.observe_event``); gauges that describe the present
 (sessions, MCP servers) are read when Prometheus scrapes.
 """
 
@@ -23,8 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoll._version import __version__
 from atoll.agent.events import AgentEvent, RunFinished, ToolFinished
-from atoll.logs import request_context
-from atoll.server.conversation import observe_events
+from atoll.logs import request_id_var
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -105,12 +104,31 @@ class ServerMetrics:
         return generate_latest(self.registry)
 
 
-def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
-    """The matched route's path template (``/api/sessions/{session_id}``), never the raw path."""
-    route = scope.get("route")
-    if route is None:  # answered before routing (401, 429, 413): find what it would have matched
-        route = next((r for r in routes if r.matches(scope)[0] is not Match.NONE), None)
-    return str(getattr(route, "path", UNMATCHED)) if route is not None else UNMATCHED
+class RouteTemplates:
+    """The path template (``/api/sessions/{session_id}``) a request was routed to, never the raw path.
+
+    Starlette leaves ``route`` in the scope, FastAPI's included routers only ``endpoint``; both are
+    looked up once and remembered. Requests answered before routing (401, 413, 429) are matched
+    against the routes, and paths no route matches share one label.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
+        self._by_endpoint: dict[Any, str] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            return str(getattr(route, "path", UNMATCHED))
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            matched = next((r for r in self.routes if r.matches(scope)[0] is not Match.NONE), None)
+            return str(getattr(matched, "path", UNMATCHED))
+        path = self._by_endpoint.get(endpoint)
+        if path is None:
+            found = next((r for r in self.routes if getattr(r, "endpoint", None) is endpoint), None)
+            path = self._by_endpoint[endpoint] = str(getattr(found, "path", UNMATCHED))
+        return path
 
 
 def _request_id(scope: Scope) -> str:
@@ -125,6 +143,8 @@ def _request_id(scope: Scope) -> str:
 
 class _Observed:
     """What the access line needs from one exchange, gathered as messages pass."""
+
+    __slots__ = ("head", "header", "session", "status")
 
     def __init__(self, request_id: str) -> None:
         self.header = (b"x-request-id", request_id.encode())
@@ -159,7 +179,7 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServerMetrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
+        self.route_template = RouteTemplates(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,14 +189,15 @@ class ObservabilityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         observed = _Observed(request_id)
         started = time.perf_counter()
-        with request_context(request_id):
-            try:
-                await self.app(scope, observed.wrap_receive(receive), observed.wrap_send(send))
-            finally:
-                self._record(scope, observed, time.perf_counter() - started, request_id)
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, observed.wrap_receive(receive), observed.wrap_send(send))
+        finally:
+            self._record(scope, observed, time.perf_counter() - started, request_id)
+            request_id_var.reset(token)
 
     def _record(self, scope: Scope, observed: _Observed, elapsed: float, request_id: str) -> None:
-        method, route = scope["method"], route_template(scope, self.routes)
+        method, route = scope["method"], self.route_template(scope)
         self.metrics.count_request(method, route, observed.status, elapsed)
         if not access_log.isEnabledFor(logging.INFO):
             return
@@ -199,7 +220,7 @@ def install_observability(app: FastAPI, runtime: AgentRuntime) -> None:
     middleware is added, so this one is the outermost."""
     metrics = ServerMetrics(runtime)
     app.state.metrics = metrics
-    observe_events(runtime, metrics.observe_event)
+    runtime.observe_event = metrics.observe_event
 
     async def scrape(request: Request) -> Response:
         await metrics.refresh()

@@ -139,8 +139,20 @@ def _stream_error_line(content_type: str, message: str) -> bytes:
 class _Exchange:
     """One request's receive/send, wrapped: counts the body, remembers what has been sent."""
 
+    __slots__ = (
+        "_send",
+        "content_type",
+        "finished",
+        "max_body",
+        "raw_receive",
+        "received",
+        "scope",
+        "started",
+        "too_large",
+    )
+
     def __init__(self, scope: Scope, receive: Receive, send: Send, max_body: int) -> None:
-        self.scope, self._receive, self._send, self.max_body = scope, receive, send, max_body
+        self.scope, self.raw_receive, self._send, self.max_body = scope, receive, send, max_body
         self.received = 0
         self.too_large = False
         self.started = False
@@ -148,7 +160,7 @@ class _Exchange:
         self.content_type = ""
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        message = await self.raw_receive()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.max_body:
@@ -175,7 +187,7 @@ class _Exchange:
         if self.started:
             return
         self.started = self.finished = True
-        await error_reply(self.scope["path"], exc)(self.scope, self._receive, self._send)
+        await error_reply(self.scope["path"], exc)(self.scope, self.raw_receive, self._send)
 
     async def cut_short(self, message: str) -> None:
         """End a response that started but did not finish in time."""
@@ -208,11 +220,13 @@ class SecurityMiddleware:
         exchange = _Exchange(scope, receive, send, self.max_body)
         try:
             client = self._admit(scope)
+            # The server frames a body by its Content-Length, so only a body without one needs counting.
+            receive = exchange.raw_receive if _header(scope, b"content-length") else exchange.receive
             if self.concurrency is not None and scope["path"] in GENERATION_PATHS and scope["method"] == "POST":
                 with self.concurrency.slot(client):
-                    await self._run(exchange)
+                    await self._run(exchange, receive)
             else:
-                await self._run(exchange)
+                await self._run(exchange, receive)
         except AtollError as exc:
             await exchange.reply(exc)
 
@@ -231,11 +245,11 @@ class SecurityMiddleware:
             raise PayloadTooLarge(_too_large(self.max_body))
         return client
 
-    async def _run(self, exchange: _Exchange) -> None:
+    async def _run(self, exchange: _Exchange, receive: Receive) -> None:
         deadline = asyncio.timeout(self.timeout)
         try:
             async with deadline:
-                await self.app(exchange.scope, exchange.receive, exchange.send)
+                await self.app(exchange.scope, receive, exchange.send)
         except TimeoutError:
             if not deadline.expired():
                 raise
