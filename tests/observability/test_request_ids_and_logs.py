@@ -95,3 +95,14 @@ def test_every_json_line_about_a_request_carries_its_id(json_server: AgentServer
     # Lines outside any request say so.
     startup = [json.loads(line) for line in json_server.output().splitlines() if line.startswith("{")]
     assert any(r["request_id"] == "-" and "ready" in r["message"] for r in startup)
+
+
+def test_a_path_cannot_forge_log_lines(echo_server: AgentServer) -> None:
+    rid = uuid.uuid4().hex
+    httpx.get(echo_server.url + "/api/x%0A2026-01-01%20INFO%20forged", headers={"X-Request-ID": rid})
+    deadline = time.monotonic() + 10
+    while rid not in echo_server.output() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    line = next(line for line in echo_server.output().splitlines() if rid in line)
+    assert "/api/x%0A2026-01-01%20INFO%20forged 404" in line
+    assert not any(line.startswith("2026-01-01 INFO forged") for line in echo_server.output().splitlines())

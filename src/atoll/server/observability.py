@@ -38,7 +38,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 #: A client's ``X-Request-ID`` is kept only if it is this tame (it goes into logs and headers).
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 #: ``model`` is near the start of every chat body; a regex over the first chunk avoids parsing JSON twice.
-_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{0,200})"')
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\\x00-\x1f]{0,200})"')
 #: The route label of paths no route matches, so fuzzers and scanners cannot blow up label cardinality.
 UNMATCHED = "<unmatched>"
 
@@ -202,13 +202,19 @@ class ObservabilityMiddleware:
         if not access_log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
-            "request_id": request_id, "method": method, "path": scope["path"], "route": route,
+            "request_id": request_id, "method": method, "path": _logged_path(scope), "route": route,
             "status": observed.status, "duration_ms": round(elapsed * 1000, 1), "model": observed.model(),
             "session": observed.session or _session_header(scope),
         }
-        access_log.info("%s %s %s %.1fms route=%s model=%s session=%s", method, scope["path"], observed.status,
+        access_log.info("%s %s %s %.1fms route=%s model=%s session=%s", method, fields["path"], observed.status,
                         fields["duration_ms"], route, fields["model"] or "-", fields["session"] or "-",
                         extra=fields)
+
+
+def _logged_path(scope: Scope) -> str:
+    """The path as sent (still percent-encoded), so a ``%0A`` in it cannot start a forged log line."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else scope["path"].encode("unicode_escape").decode()
 
 
 def _session_header(scope: Scope) -> str:
