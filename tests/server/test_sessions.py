@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 import uuid
 from pathlib import Path
 
@@ -75,19 +76,26 @@ def test_streamed_turns_are_recorded_too(echo_server: AgentServer) -> None:
     assert history(echo_server, session) == [("user", "streamed"), ("assistant", "You said: streamed")]
 
 
-def test_sessions_survive_a_restart_and_expire(tmp_path: Path) -> None:
-    agent = write_agent(tmp_path, scripted_agent_toml(extra="[server]\nsession_timeout_minutes = 0.02\n"
-                                                            "session_cleanup_interval_s = 0.2\n"))
+def test_sessions_survive_a_restart(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml())
     session = uuid.uuid4().hex
     with run_agent_server(agent, cwd=tmp_path) as server:
         chat(server, [{"role": "user", "content": "persist me"}], session)
     assert (tmp_path / "sessions.db").exists()
     with run_agent_server(agent, cwd=tmp_path) as server:
-        assert history(server, session)[0] == ("user", "persist me")
-        # 0.02 minutes = 1.2 s of inactivity; the background task then removes it.
-        import time
+        assert history(server, session) == [("user", "persist me"), ("assistant", "You said: persist me")]
+        follow = chat(server, [{"role": "user", "content": "/history"}], session)
+        assert "user:persist me" in follow.json()["message"]["content"]
 
-        deadline = time.monotonic() + 10
+
+def test_sessions_expire_after_inactivity(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml(extra="[server]\nsession_timeout_minutes = 0.02\n"
+                                                            "session_cleanup_interval_s = 0.2\n"))
+    session = uuid.uuid4().hex
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        chat(server, [{"role": "user", "content": "short-lived"}], session)
+        # 0.02 minutes = 1.2 s of inactivity; the background task then removes it.
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline and httpx.get(server.url + "/api/sessions").json()["active_sessions"]:
             time.sleep(0.1)
         assert httpx.get(server.url + "/api/sessions").json()["active_sessions"] == 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import anyio
 
@@ -18,6 +18,7 @@ from atoll.messages import (
     Finished,
     GenerationOptions,
     Message,
+    ModelEvent,
     ModelRequest,
     ResponseFormat,
     TextDelta,
@@ -49,11 +50,27 @@ class RunRequest:
 
 @dataclass
 class _Round:
+    """What one LLM call produced."""
+
     text: str = ""
     thinking: str = ""
     calls: list[ToolCall] = field(default_factory=list)
     reason: DoneReason = "stop"
     usage: Usage = field(default_factory=Usage)
+
+    def take(self, event: ModelEvent) -> TypeGuard[TextDelta | ThinkingDelta]:
+        """Record ``event``; True when it is output to pass on as it streams."""
+        if isinstance(event, TextDelta):
+            self.text += event.text
+            return True
+        if isinstance(event, ThinkingDelta):
+            self.thinking += event.text
+            return True
+        if isinstance(event, ToolCallRequested):
+            self.calls.append(event.call)
+        elif isinstance(event, Finished):
+            self.reason, self.usage = event.reason, event.usage
+        return False
 
 
 class AgentRunner:
@@ -79,7 +96,7 @@ class AgentRunner:
             return [Message(role="system", content=self.system_prompt), *messages]
         return list(messages)
 
-    async def run(self, request: RunRequest) -> AsyncIterator[AgentEvent]:
+    async def run(self, request: RunRequest) -> AsyncGenerator[AgentEvent, None]:
         """Yield text as it streams, tool progress, and exactly one final ``RunFinished``."""
         started = time.perf_counter_ns()
         transcript = self._prompt(request.messages)
@@ -92,8 +109,9 @@ class AgentRunner:
             offered = own_tools + [t for t in request.client_tools if t.name not in own_names]
             model_request = ModelRequest(transcript, offered, options, request.format, request.think)
             turn = _Round()
-            async for event in self._ask(model_request, turn):
-                yield event
+            async for model_event in self.provider.stream(model_request):
+                if turn.take(model_event):
+                    yield model_event
             usage = usage + turn.usage
             server_calls = [c for c in turn.calls if c.name in own_names]
             client_calls = [c for c in turn.calls if c.name not in own_names]
@@ -114,19 +132,6 @@ class AgentRunner:
         yield TextDelta(notice)
         added.append(Message(role="assistant", content=notice))
         yield RunFinished("stop", _total(usage, started), added, self.max_iterations)
-
-    async def _ask(self, request: ModelRequest, turn: _Round) -> AsyncIterator[AgentEvent]:
-        async for event in self.provider.stream(request):
-            if isinstance(event, TextDelta):
-                turn.text += event.text
-                yield event
-            elif isinstance(event, ThinkingDelta):
-                turn.thinking += event.text
-                yield event
-            elif isinstance(event, ToolCallRequested):
-                turn.calls.append(event.call)
-            elif isinstance(event, Finished):
-                turn.reason, turn.usage = event.reason, event.usage
 
     async def _run_tools(
         self, calls: list[ToolCall], transcript: list[Message], added: list[Message]

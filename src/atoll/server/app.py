@@ -66,6 +66,7 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
                   docs_url="/atoll/docs", redoc_url=None, openapi_url="/atoll/openapi.json")
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.router.routes[:0] = routes_ollama.plain_routes
     for module in (routes_ollama, routes_embed, routes_manage, routes_openai, routes_sessions, routes_atoll):
         app.include_router(module.router)
     install_security(app, runtime.config.server)

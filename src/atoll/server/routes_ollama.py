@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.agent.events import AgentEvent
@@ -103,11 +104,14 @@ async def generate(request: Request) -> Response:
     return await respond(request, encoder, events, streaming=body.streaming, session_id=session_id)
 
 
-# The hot paths are plain Starlette routes: a FastAPI APIRoute costs ~60 us more per request
-# (dependency solving, response models), which the benchmark against a bare app shows. They read
-# their bodies themselves; ``openapi.py`` documents them.
-router.add_route("/api/chat", chat, methods=["POST"], include_in_schema=False)
-router.add_route("/api/generate", generate, methods=["POST"], include_in_schema=False)
+#: The hot paths, as plain Starlette routes that ``create_app`` puts first on the app's own router:
+#: a FastAPI APIRoute inside an included router costs ~60 us more per request (dependency solving,
+#: router wrappers), which the benchmark against a bare app shows. They read their bodies
+#: themselves; ``openapi.py`` documents them.
+plain_routes = [
+    Route("/api/chat", chat, methods=["POST"]),
+    Route("/api/generate", generate, methods=["POST"]),
+]
 
 
 # Listed after chat and generate: routes are matched in order, and chat is the hot path.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from atoll.agent.events import AgentEvent
 from atoll.agent.loop import AgentRunner
 from atoll.config import AgentConfig
 from atoll.errors import ModelNotFound, NotReady, RequestError
@@ -19,6 +21,10 @@ from atoll.tools import EmptyToolbox, Toolbox
 logger = logging.getLogger(__name__)
 
 State = Literal["starting", "healthy", "unhealthy", "stopping"]
+
+
+def _ignore_event(event: AgentEvent) -> None:
+    return None
 
 
 def normalise_model_name(name: str) -> str:
@@ -68,6 +74,8 @@ class AgentRuntime:
         self.error: str | None = None
         #: Agent runs in progress; a client that disconnects must bring it back down (``converse``).
         self.active_generations = 0
+        #: Sees every agent event of every turn (observability sets it to feed the metrics).
+        self.observe_event: Callable[[AgentEvent], None] = _ignore_event
         self.modified_at = datetime.fromtimestamp(config.source.stat().st_mtime, UTC) if config.source \
             else datetime.now(UTC)
         self.digest = self._digest()
