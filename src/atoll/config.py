@@ -51,6 +51,8 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("ATOLL_OLLAMA_CONFIG", None, "Path of the Ollama config file "
                "(default ~/.ollama_server/.ollama_config.json)."),
         EnvVar("ATOLL_HOME", None, "Directory for atoll's own state (default ~/.atoll)."),
+        EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management API requires "
+               "(overrides admin_token in deployment_servers.json)."),
     )
 }
 
@@ -328,9 +330,38 @@ def _name_from_folder(folder: Path) -> str:
     return name or "atoll-agent"
 
 
+_VSCODE_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_VSCODE_INPUT = re.compile(r"\$\{input:([^}]*)\}")
+
+
+def _vscode_variables(value: Any, *, path: Path, where: str = "") -> Any:
+    """VS Code's forms: ``${env:NAME}`` is ``${NAME}``, ``${workspaceFolder}`` the file's project
+    folder, ``${userHome}`` the home folder; ``${input:id}`` prompts a person, which a server cannot."""
+    if isinstance(value, str):
+        if found := _VSCODE_INPUT.search(value):
+            raise ConfigError(f"${{input:{found.group(1)}}} asks a person for a value, which a server cannot; "
+                              "use an environment variable instead", path=str(path), field=where or None)
+        folder = path.parent.parent if path.parent.name == ".vscode" else path.parent
+        value = value.replace("${workspaceFolder}", str(folder)).replace("${userHome}", str(Path.home()))
+        return _VSCODE_ENV.sub(r"${\1}", value)
+    if isinstance(value, dict):
+        return {k: _vscode_variables(v, path=path, where=f"{where}.{k}" if where else str(k))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_vscode_variables(v, path=path, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def load_mcp_json(path: Path) -> dict[str, McpServerConfig]:
-    """Servers from an ``mcp.json`` in either the ``mcpServers`` or the VS Code ``servers`` format."""
-    data = expand_vars(read_document(path))
+    """Servers from an ``mcp.json`` in either the ``mcpServers`` or the VS Code ``servers`` format.
+
+    ``timeout`` there is in milliseconds, as Claude's and fastmcp's files write it (seconds in
+    ``agent.toml``).
+    """
+    try:
+        data = expand_vars(_vscode_variables(read_document(path), path=path))
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=str(path)) if exc.path is None else exc from exc
     servers = data.get("mcpServers", data.get("servers"))
     if servers is None and data and all(isinstance(v, dict) and ("command" in v or "url" in v)
                                         for v in data.values()):
@@ -341,6 +372,8 @@ def load_mcp_json(path: Path) -> dict[str, McpServerConfig]:
         raise ConfigError("expected an object of servers", path=str(path), field="mcpServers")
     result: dict[str, McpServerConfig] = {}
     for name, entry in servers.items():
+        if isinstance(entry, dict) and isinstance(entry.get("timeout"), int | float):
+            entry = {**entry, "timeout": entry["timeout"] / 1000}
         try:
             result[name] = McpServerConfig.model_validate(entry)
         except ValidationError as exc:

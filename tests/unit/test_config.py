@@ -144,3 +144,20 @@ def test_mcp_json_both_formats_and_merge(tmp_path: Path) -> None:
 def test_mcp_server_needs_a_target() -> None:
     with pytest.raises(ValueError, match="needs 'command'"):
         McpServerConfig.model_validate({"args": ["x"]})
+
+
+def test_mcp_json_vscode_variables_and_millisecond_timeouts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCS_TOKEN", "t0k")
+    folder = tmp_path / ".vscode"
+    folder.mkdir()
+    write(folder / "mcp.json", json.dumps({"servers": {"docs": {
+        "type": "http", "url": "http://127.0.0.1:1/mcp", "timeout": 2500,
+        "headers": {"Authorization": "Bearer ${env:DOCS_TOKEN}"}},
+        "fs": {"command": "mcp-server-filesystem", "args": ["${workspaceFolder}/data"]}}}))
+    servers = load_mcp_json(folder / "mcp.json")
+    assert servers["docs"].headers == {"Authorization": "Bearer t0k"} and servers["docs"].timeout == 2.5
+    assert servers["fs"].args == [f"{tmp_path}/data"]
+    write(folder / "mcp.json", json.dumps({"servers": {"x": {"command": "c", "env": {"KEY": "${input:key}"}}}}))
+    with pytest.raises(ConfigError) as info:
+        load_mcp_json(folder / "mcp.json")
+    assert "mcp.json" in str(info.value) and "servers.x.env.KEY" in str(info.value) and "input:key" in str(info.value)

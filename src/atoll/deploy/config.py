@@ -24,17 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atoll.config import EnvVar, atoll_home, expand_vars, read_document
+from atoll.config import ENV_VARS, atoll_home, expand_vars, read_document
 from atoll.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = "deployment_servers.json"
 STATE_FILE_NAME = "deployment_server.state.json"
-#: Declared here rather than in ``atoll.config.ENV_VARS`` only because that table belongs to the agent
-#: server's configuration; reading still goes through ``EnvVar``.
-ADMIN_TOKEN_ENV = EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management "
-                         "API requires (overrides admin_token in deployment_servers.json).")
+ADMIN_TOKEN_ENV = ENV_VARS["ATOLL_ADMIN_TOKEN"]
 #: Fields whose ``$VAR`` references are expanded (top level, then each remote); nothing else is.
 SECRET_FIELDS = ("admin_token",)
 REMOTE_SECRET_FIELDS = ("api_key", "admin_token")
