@@ -136,4 +136,4 @@ def test_keys_from_the_environment(tmp_path: Path) -> None:
     for server in start(tmp_path, 'session_store = "memory"\n', ATOLL_API_KEYS=f" {KEY_A} , {KEY_B} "):
         assert httpx.get(server.url + "/api/tags").status_code == 401
         assert httpx.get(server.url + "/api/tags", headers=bearer(KEY_B)).status_code == 200
-        assert "WARNING" not in server.output()
+        assert "WARNING" not in server.output() and "Auth:     2 API key(s)" in server.output()

@@ -73,6 +73,9 @@ def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: i
         f"  MCP:      {len(config.mcp_servers)} server(s); sub-agents: {len(config.sub_agents)}",
         f"  URL:      http://{shown_host}:{port}  (Ollama API; model name '{runtime.model_tag}')",
     ]
+    keys = len(config.server.api_keys)
+    lines.append(f"  Auth:     {keys} API key(s); clients send 'Authorization: Bearer <key>'" if keys
+                 else "  Auth:     none (no API key configured)")
     if not is_loopback(host) and not config.server.api_keys:
         lines.append(f"  WARNING:  listening on {host} (beyond loopback) with no API key configured: "
                      "anyone who can reach this port can use the agent. Set [server] api_keys or ATOLL_API_KEYS.")
