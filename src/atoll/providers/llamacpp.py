@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
+from contextlib import aclosing, closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,8 +129,10 @@ class LlamaCppProvider:
         if self._llm is None or self._formatter is None:
             raise ProviderError("the local model is not loaded; call start() first", model=self.model)
         turn = _Turn(self._llm, self._formatter, request, request.options.merged_over(self._defaults))
-        async with self._lock:
-            async for event in turn.events():
+        # aclosing: the turn must be over (its thread joined) before the lock is released, even
+        # when our own consumer stops early and closes this generator.
+        async with self._lock, aclosing(turn.events()) as events:
+            async for event in events:
                 yield event
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
