@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -108,11 +108,13 @@ class OllamaProvider:
         kwargs = self._chat_kwargs(request)
         with _upstream_errors(self.base_url, self.model):
             chunks = await self._client.chat(**kwargs)
-            async for chunk in chunks:
-                for event in _events_from_chunk(chunk):
-                    yield event
-                if chunk.done:
-                    return
+            # aclosing: a consumer that stops early must not leave the HTTP response open.
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    for event in _events_from_chunk(chunk):
+                        yield event
+                    if chunk.done:
+                        return
         yield Finished()
 
     async def embed(self, texts: list[str]) -> list[list[float]]:

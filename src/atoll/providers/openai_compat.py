@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -115,7 +116,7 @@ class OpenAIProvider:
             except openai.NotFoundError as exc:  # the route or the model is missing upstream
                 raise EmbeddingsNotSupported(self._embedding_model) from exc
         ordered = sorted(response.data, key=lambda item: item.index)
-        return [list(item.embedding) for item in ordered]
+        return [_pooled_unit_vector(item.embedding) for item in ordered]
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -217,6 +218,15 @@ def _whole_call(call: _PendingCall) -> ToolCall:
     if call.id:
         return ToolCall(id=call.id, name=call.name, arguments=arguments)
     return ToolCall(name=call.name, arguments=arguments)
+
+
+def _pooled_unit_vector(embedding: Any) -> list[float]:
+    """One L2-normalised vector, as Ollama's ``/api/embed`` returns them. llama-cpp-python's
+    server answers with one vector per token for a model without a pooling type: mean-pool those."""
+    if embedding and isinstance(embedding[0], list):
+        embedding = [sum(column) / len(embedding) for column in zip(*embedding, strict=True)]
+    norm = math.sqrt(sum(x * x for x in embedding))
+    return [x / norm for x in embedding] if norm else list(embedding)
 
 
 # ---- translation ----------------------------------------------------------------------------
