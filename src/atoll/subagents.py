@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -28,6 +28,7 @@ import httpx
 from atoll.config import SubAgentConfig
 from atoll.mcp_client.naming import sanitize
 from atoll.messages import ToolResult, ToolSpec
+from atoll.tools import ToolboxContext
 
 __all__ = ["SubAgentToolbox", "bind_parent_session", "parent_session"]
 
@@ -90,7 +91,7 @@ class _Child:
         return headers
 
 
-class SubAgentToolbox:
+class SubAgentToolbox(ToolboxContext):
     """Every enabled child agent as a tool; see the module docstring."""
 
     def __init__(
@@ -108,13 +109,6 @@ class SubAgentToolbox:
         self._by_tool = {c.tool: c for c in self._children.values() if c.config.enabled}
         self._http = httpx.AsyncClient(transport=transport, follow_redirects=True)
         self._health_task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         await self.check_all()

@@ -7,7 +7,7 @@ the request.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from atoll.messages import ToolResult, ToolSpec
 
@@ -30,6 +30,23 @@ class Toolbox(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class ToolboxContext:
+    """``async with toolbox:`` starts it and closes it, for any class with ``start``/``aclose``."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class EmptyToolbox:

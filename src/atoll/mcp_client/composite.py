@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from typing import Any
 
 import anyio
 
 from atoll.mcp_client.naming import assign_names
 from atoll.messages import ToolResult, ToolSpec
-from atoll.tools import Toolbox
+from atoll.tools import Toolbox, ToolboxContext
 
 logger = logging.getLogger(__name__)
 
 
-class CompositeToolbox:
+class CompositeToolbox(ToolboxContext):
     """Merges the specs of its toolboxes and routes each call to the one that offered the tool.
 
     Names stay unique: a name offered by two toolboxes becomes ``<source>__<name>`` for both.
@@ -23,13 +23,6 @@ class CompositeToolbox:
 
     def __init__(self, *toolboxes: Toolbox) -> None:
         self.toolboxes = toolboxes
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         async with anyio.create_task_group() as tg:

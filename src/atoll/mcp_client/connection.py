@@ -104,6 +104,11 @@ class McpConnection:
     def enabled(self) -> bool:
         return self.config.enabled
 
+    @property
+    def closed(self) -> bool:
+        """Read through a property so type narrowing from before an ``await`` does not stick."""
+        return self.state == "closed"
+
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
@@ -134,7 +139,7 @@ class McpConnection:
         runner.task = asyncio.create_task(self._run(runner), name=f"mcp-server-{self.name}")
         with anyio.move_on_after(timeout):
             await runner.ready.wait()
-        if self.state == "closed":  # aclose() ran meanwhile and retired this runner
+        if self.closed:  # aclose() ran meanwhile and retired this runner
             return False
         if runner.client is None:
             if not runner.ready.is_set():

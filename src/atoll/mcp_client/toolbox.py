@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import anyio
 from mcp.shared.exceptions import MCPError
@@ -17,6 +17,7 @@ from atoll.mcp_client.connection import McpConnection, ServerUnavailable
 from atoll.mcp_client.naming import assign_names
 from atoll.mcp_client.results import result_to_text
 from atoll.messages import ToolResult, ToolSpec
+from atoll.tools import ToolboxContext
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 CALL_GRACE = 2.0
 
 
-class McpToolbox:
+class McpToolbox(ToolboxContext):
     """Tools of all enabled MCP servers, named uniquely across servers.
 
     ``start()`` connects to every server at once under one overall ``connect_timeout``; a server
@@ -45,13 +46,6 @@ class McpToolbox:
     @property
     def connections(self) -> dict[str, McpConnection]:
         return dict(self._connections)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         enabled = [c for c in self._connections.values() if c.enabled]

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 import anyio
 import anyio.to_thread
@@ -77,7 +77,7 @@ async def open_transport(
         params = StdioServerParameters(
             command=config.command, args=config.args, env=config.env or None, cwd=config.cwd
         )
-        errlog = stderr.writer if stderr is not None else sys.stderr
+        errlog = cast(TextIO, stderr.writer) if stderr is not None else sys.stderr
         async with stdio_client(params, errlog=errlog) as streams:
             yield streams
     elif config.type == "sse":
