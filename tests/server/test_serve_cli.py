@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,24 @@ def test_sigterm_drains_in_flight_request_and_exits_0(tmp_path: Path) -> None:
     assert code == 0
     assert received[-1]["done"] is True
     assert "".join(c["message"]["content"] for c in received).startswith("s1 s2 s3 s4 s5 s6 s7 s8")
+
+
+def test_health_is_503_starting_until_the_agent_is_ready(tmp_path: Path) -> None:
+    silent = f'[server]\nmcp_connect_timeout = 3\n[mcp_servers.silent]\ncommand = "{sys.executable}"\n' \
+             'args = ["-c", "import time; time.sleep(3600)"]\n'
+    agent = write_agent(tmp_path, scripted_agent_toml(extra=silent))
+    with run_agent_server(agent, cwd=tmp_path, wait=False) as server:
+        deadline = time.monotonic() + 20
+        first: httpx.Response | None = None
+        while first is None and time.monotonic() < deadline:
+            try:
+                first = httpx.get(server.url + "/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert first is not None and first.status_code == 503 and first.json()["status"] == "starting"
+        refused = httpx.post(server.url + "/api/chat", json={"model": "echo", "messages": [
+            {"role": "user", "content": "too early"}]})
+        assert refused.status_code == 503 and "not initialized" in refused.json()["error"]
+        while httpx.get(server.url + "/health", timeout=2).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(server.url + "/health").json()["status"] == "healthy"
