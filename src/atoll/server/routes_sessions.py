@@ -33,8 +33,8 @@ async def session(session_id: str, request: Request,
         "id": record.id,
         "created_at": record.created,
         "updated_at": record.updated,
-        "messages": [m.model_dump(exclude_none=True, exclude_defaults=True, exclude={"internal"})
-                     | ({"internal": True} if m.internal else {}) | {"role": m.role, "content": m.content}
+        # role and content always; the rest (tool calls, internal: true, ...) only when set
+        "messages": [{"role": m.role, "content": m.content} | m.model_dump(exclude_none=True, exclude_defaults=True)
                      for m in record.messages],
     }
 
