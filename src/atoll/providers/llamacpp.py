@@ -32,7 +32,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,7 +188,7 @@ class _Turn:
         self._options = options
         self._cancelled = threading.Event()
 
-    async def events(self) -> AsyncIterator[ModelEvent]:
+    async def events(self) -> AsyncGenerator[ModelEvent, None]:
         """Start the worker thread and relay what it produces until ``Finished`` or an error."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[ModelEvent | ProviderError | None] = asyncio.Queue()
@@ -278,10 +278,11 @@ class _Turn:
         yield Finished(reason="length" if reason == "length" else "stop", usage=usage)
 
     def _render(self) -> llama_chat_format.ChatFormatterResponse:
-        tools = [_tool_for_template(t) for t in self._request.tools] or None
+        # Plain dicts in the OpenAI shape the templates expect (llama_cpp's TypedDicts are stricter).
+        tools: Any = [_tool_for_template(t) for t in self._request.tools] or None
+        messages: Any = [_message_for_template(m) for m in self._request.messages]
         try:
-            return self._formatter(messages=[_message_for_template(m) for m in self._request.messages],
-                                   tools=tools)
+            return self._formatter(messages=messages, tools=tools)
         except Exception as exc:  # the template is code from the GGUF: any error is a bad request
             raise ProviderError(f"the model's chat template failed: {exc}", status=400) from exc
 
@@ -379,7 +380,7 @@ def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _grammar(response_format: Any) -> llama_cpp.LlamaGrammar | None:
+def _grammar(response_format: Any) -> llama_grammar.LlamaGrammar | None:
     """``"json"`` → any JSON value; a dict → that JSON Schema's grammar."""
     if response_format is None:
         return None

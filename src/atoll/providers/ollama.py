@@ -24,6 +24,7 @@ import pydantic
 
 from atoll.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from atoll.messages import (
+    DoneReason,
     Finished,
     GenerationOptions,
     Message,
@@ -195,7 +196,7 @@ def _events_from_chunk(chunk: ollama.ChatResponse) -> Iterator[ModelEvent]:
         arguments = dict(call.function.arguments or {})
         yield ToolCallRequested(ToolCall(name=call.function.name, arguments=arguments))
     if chunk.done:
-        reason = "length" if chunk.done_reason == "length" else "stop"
+        reason: DoneReason = "length" if chunk.done_reason == "length" else "stop"
         yield Finished(reason=reason, usage=_usage(chunk))
 
 
@@ -257,4 +258,4 @@ def _reason(exc: BaseException) -> str:
 
 
 async def _close_client(client: ollama.AsyncClient) -> None:
-    await client.close()
+    await client.close()  # type: ignore[no-untyped-call]  # unannotated in ollama 0.6

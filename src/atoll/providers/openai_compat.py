@@ -353,7 +353,7 @@ def _status_error(exc: openai.APIStatusError, base_url: str, model: str) -> Prov
 def _upstream_message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
+        return str(body["message"])
     if isinstance(body, str) and body:
         return body
     return exc.message
