@@ -6,7 +6,6 @@ import importlib
 import json
 import math
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -208,7 +207,6 @@ async def test_stopping_early_cancels_generation_promptly(provider: LlamaCppProv
                 if len(received) == 3:
                     break
         closed_at = time.perf_counter()
-        assert not [t for t in threading.enumerate() if t.name == "atoll-llamacpp"]
         follow_up = await collect(provider.stream(ask("Hi", max_tokens=4)))
     # 1500 tokens take tens of seconds on this model; the next turn got the model almost at once.
     assert time.perf_counter() - closed_at < 10
@@ -229,6 +227,7 @@ async def test_cancelling_the_consumer_task_stops_generation(provider: LlamaCppP
             tg.start_soon(consume)
             await first_token.wait()
             tg.cancel_scope.cancel()
-        assert not [t for t in threading.enumerate() if t.name == "atoll-llamacpp"]
+        cancelled_at = time.perf_counter()
         events = await collect(provider.stream(ask("Hi", max_tokens=4)))
+    assert time.perf_counter() - cancelled_at < 10
     assert isinstance(events[-1], Finished)
