@@ -56,8 +56,11 @@ async def provider(ollama_like_server: AgentServer) -> AsyncIterator[OllamaProvi
 
 async def test_start_fills_the_profile_from_show(provider: OllamaProvider) -> None:
     assert isinstance(provider, Provider)
-    assert provider.profile.family and provider.profile.format
-    assert provider.profile.context_length
+    # What the scripted LLM behind the atoll server says about itself, relayed by /api/show.
+    profile = provider.profile
+    assert (profile.family, profile.parameter_size) == ("scripted", "0M")
+    assert (profile.context_length, profile.embedding_length) == (4096, 8)
+    assert profile.supports_embeddings
 
 
 async def test_streams_text_then_one_finished_with_usage(provider: OllamaProvider) -> None:
