@@ -53,6 +53,7 @@ async def provider() -> AsyncIterator[LlamaCppProvider]:
     await llm.start()
     yield llm
     await llm.aclose()
+    await llm.aclose()  # idempotent
 
 
 def test_profile_from_the_file_name(gguf_path: Path) -> None:

@@ -151,6 +151,8 @@ class LlamaCppProvider:
     async def aclose(self) -> None:
         """Free the models once any running turn has finished, then let the worker thread end."""
         async with self._lock:
+            if self._llm is None and self._embedder is None:
+                return
             await self._on_worker(self._close_models)
         self._worker.shutdown(wait=False)
 
