@@ -54,6 +54,10 @@ class _Pump:
     async def next(self) -> Any:
         return await self._queue.get()
 
+    def ready(self) -> Any:
+        """The next item if one is already queued, else ``None``."""
+        return None if self._queue.empty() else self._queue.get_nowait()
+
     def cancel(self) -> None:
         self._task.cancel()
 
@@ -84,13 +88,21 @@ async def stream_ndjson(
         return error_response_for(AtollError(_error_message(first)))
 
     async def body() -> AsyncIterator[bytes]:
+        """Chunks already waiting go out in one write: fewer wakeups and syscalls per token,
+        which matters when the model's threads and the event loop share two cores."""
         item = first
         try:
-            while item is not _END:
+            while True:
+                batch: list[bytes] = []
+                while item is not None and item is not _END and not isinstance(item, Exception):
+                    batch.append(encode(item))
+                    item = pump.ready()
                 if isinstance(item, Exception):
-                    yield encode(error_chunk(_error_message(item)))
+                    batch.append(encode(error_chunk(_error_message(item))))
+                if batch:
+                    yield b"".join(batch)
+                if item is _END or isinstance(item, Exception):
                     return
-                yield encode(item)
                 item = await pump.next()
         finally:
             pump.cancel()
