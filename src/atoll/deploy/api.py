@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from atoll.deploy.context import context_of
 from atoll.deploy.errors import BadRequest, ManagementError
 from atoll.deploy.logs import log_paths, tail
 from atoll.deploy.metrics import CONTENT_TYPE, scrape
@@ -20,13 +21,10 @@ from atoll.deploy.remote import check_all
 from atoll.deploy.runner import FAILED, RUNNING
 
 if TYPE_CHECKING:
-    from atoll.deploy.app import DeployContext
+    pass
 
 MAX_LOG_LINES = 10_000
 
-
-def _ctx(request: Request) -> DeployContext:
-    return request.app.state.ctx
 
 
 def _flag(request: Request, key: str, default: bool) -> bool:
@@ -37,31 +35,31 @@ def _flag(request: Request, key: str, default: bool) -> bool:
 
 
 async def health(request: Request) -> JSONResponse:
-    sup = _ctx(request).supervisor
+    sup = context_of(request).supervisor
     running = sum(1 for r in sup.runners.values() if r.state == RUNNING)
     return JSONResponse({"status": "healthy", "timestamp": datetime.now(UTC).isoformat(),
                          "agents": {"total": len(sup.runners), "running": running}})
 
 
 async def list_agents(request: Request) -> JSONResponse:
-    sup = _ctx(request).supervisor
+    sup = context_of(request).supervisor
     problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
     return JSONResponse({"agents": sup.statuses(), "problems": problems})
 
 
 async def get_agent(request: Request) -> JSONResponse:
-    return JSONResponse(_ctx(request).supervisor.status(request.path_params["name"]))
+    return JSONResponse(context_of(request).supervisor.status(request.path_params["name"]))
 
 
 async def start_agent(request: Request) -> JSONResponse:
-    sup = _ctx(request).supervisor
+    sup = context_of(request).supervisor
     name = request.path_params["name"]
     runner = await sup.start(name, wait=_flag(request, "wait", True))
     return _after_start(sup.status(name), runner.state)
 
 
 async def restart_agent(request: Request) -> JSONResponse:
-    sup = _ctx(request).supervisor
+    sup = context_of(request).supervisor
     name = request.path_params["name"]
     runner = await sup.restart(name, wait=_flag(request, "wait", True))
     return _after_start(sup.status(name), runner.state)
@@ -75,7 +73,7 @@ def _after_start(body: dict[str, Any], state: str) -> JSONResponse:
 
 
 async def stop_agent(request: Request) -> JSONResponse:
-    sup = _ctx(request).supervisor
+    sup = context_of(request).supervisor
     name = request.path_params["name"]
     await sup.stop(name)
     return JSONResponse(sup.status(name))
@@ -83,12 +81,12 @@ async def stop_agent(request: Request) -> JSONResponse:
 
 async def delete_agent(request: Request) -> JSONResponse:
     name = request.path_params["name"]
-    await _ctx(request).deployer.remove(name)
+    await context_of(request).deployer.remove(name)
     return JSONResponse({"name": name, "status": "deleted"})
 
 
 async def agent_logs(request: Request) -> JSONResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     name = request.path_params["name"]
     ctx.supervisor.get(name)
     raw = request.query_params.get("lines", "100")
@@ -101,7 +99,7 @@ async def agent_logs(request: Request) -> JSONResponse:
 
 
 async def deploy_agent(request: Request) -> JSONResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     limit = ctx.deployer.limits.max_package_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
@@ -125,13 +123,13 @@ async def deploy_agent(request: Request) -> JSONResponse:
 
 
 async def remote(request: Request) -> JSONResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     statuses = await check_all(ctx.client, ctx.config.remote_servers)
     return JSONResponse({"remote_servers": [s.to_dict() for s in statuses]})
 
 
 async def metrics(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     return Response(scrape(ctx.supervisor, ctx.stats, ctx.started), media_type=CONTENT_TYPE)
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
@@ -15,30 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from atoll.deploy import api, front_door
-from atoll.deploy.config import DeploymentConfig, RemoteServer
-from atoll.deploy.deploy_zip import Deployer
+from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.middleware import AdminToken, DeployMiddleware, RequestStats
-from atoll.deploy.supervisor import Supervisor
+from atoll.deploy.middleware import AdminToken, DeployMiddleware
 
 logger = logging.getLogger(__name__)
-
-#: No read timeout on relayed generations: the agent's own request_timeout bounds them.
-PROXY_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=30.0, pool=None)
-
-
-@dataclass
-class DeployContext:
-    supervisor: Supervisor
-    deployer: Deployer
-    config: DeploymentConfig
-    logs_dir: Path
-    client: httpx.AsyncClient
-    #: Model name -> the remote whose front door listed it.
-    remote_index: dict[str, RemoteServer] = field(default_factory=dict)
-    stats: RequestStats = field(default_factory=RequestStats)
-    started: float = field(default_factory=time.monotonic)
-
 
 async def _management_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ManagementError)

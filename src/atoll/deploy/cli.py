@@ -117,7 +117,7 @@ def _server_url(explicit: str | None, config: DeploymentConfig) -> str:
     if explicit:
         return explicit.rstrip("/")
     try:
-        return json.loads(state_path().read_text())["url"]
+        return str(json.loads(state_path().read_text())["url"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return f"http://{config.bind_host}:{config.api_port}"

@@ -37,7 +37,8 @@ KEEP_PREVIOUS = 3
 
 def read_checksum(folder: Path) -> str | None:
     try:
-        return json.loads((folder / PACKAGE_FILE).read_text()).get("sha256")
+        checksum = json.loads((folder / PACKAGE_FILE).read_text()).get("sha256")
+        return str(checksum) if checksum is not None else None
     except (OSError, ValueError, AttributeError):
         return None
 

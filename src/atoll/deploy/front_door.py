@@ -26,11 +26,12 @@ from starlette.routing import Route
 
 from atoll._version import __version__
 from atoll.deploy.config import RemoteServer
+from atoll.deploy.context import context_of
 from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
 
 if TYPE_CHECKING:
-    from atoll.deploy.app import DeployContext
+    from atoll.deploy.context import DeployContext
 
 ROUTED = ("/api/chat", "/api/generate", "/api/show", "/api/embed", "/api/embeddings")
 #: Headers that belong to one hop of the connection and are not relayed.
@@ -44,9 +45,6 @@ def base_name(model: str) -> str:
     """Agents are listed as ``name:latest``; clients may ask for either spelling."""
     return model[: -len(":latest")] if model.endswith(":latest") else model
 
-
-def _ctx(request: Request) -> DeployContext:
-    return request.app.state.ctx
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -62,7 +60,7 @@ async def version(request: Request) -> JSONResponse:
 
 
 async def tags(request: Request) -> JSONResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
     auth = request.headers.get("authorization")
     local = await asyncio.gather(*(_local_models(ctx.client, r.spec.name, r.port, auth) for r in runners))
@@ -106,7 +104,7 @@ async def _remote_listing(ctx: DeployContext, auth: str | None
 
 async def _target(request: Request, model: str) -> str | RemoteServer | JSONResponse:
     """The local agent's base URL or the remote serving ``model``, or the Ollama-style error."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     name = base_name(model)
     runner = ctx.supervisor.runners.get(name)
     if runner is not None:
@@ -153,7 +151,7 @@ async def routed(request: Request) -> Response:
         return target
     remote = target if isinstance(target, RemoteServer) else None
     base = remote.url if remote is not None else str(target)
-    client = _ctx(request).client
+    client = context_of(request).client
     upstream = client.build_request("POST", base + request.url.path, content=body,
                                     headers=_upstream_headers(request, remote))
     try:

@@ -110,7 +110,8 @@ class AgentProcess:
 
     def descendants(self) -> list[Any]:
         try:
-            return psutil.Process(self.pid).children(recursive=True)
+            children: list[Any] = psutil.Process(self.pid).children(recursive=True)
+            return children
         except psutil.Error:
             return []
 

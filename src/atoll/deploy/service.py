@@ -17,8 +17,9 @@ import httpx
 import uvicorn
 
 from atoll.config import atoll_home
-from atoll.deploy.app import DeployContext, create_app, make_client
+from atoll.deploy.app import create_app, make_client
 from atoll.deploy.config import DeploymentConfig, ensure_safe_exposure, state_path
+from atoll.deploy.context import DeployContext
 from atoll.deploy.deploy_zip import Deployer, read_checksum
 from atoll.deploy.discover import AgentSpec, Discovery, Problem, discover
 from atoll.deploy.errors import ManagementError

@@ -134,7 +134,7 @@ class RouteTemplates:
 def _request_id(scope: Scope) -> str:
     for key, value in scope["headers"]:
         if key == b"x-request-id":
-            given = value.decode("latin-1")
+            given: str = value.decode("latin-1")
             if _REQUEST_ID.match(given):
                 return given
             break
@@ -213,8 +213,9 @@ class ObservabilityMiddleware:
 
 def _logged_path(scope: Scope) -> str:
     """The path as sent (still percent-encoded), so a ``%0A`` in it cannot start a forged log line."""
-    raw = scope.get("raw_path")
-    return raw.decode("latin-1") if raw else scope["path"].encode("unicode_escape").decode()
+    raw: bytes | None = scope.get("raw_path")
+    path: str = scope["path"]
+    return raw.decode("latin-1") if raw else path.encode("unicode_escape").decode()
 
 
 def _session_header(scope: Scope) -> str:

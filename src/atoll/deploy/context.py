@@ -1,0 +1,36 @@
+"""What every management and front-door handler needs, reached from the request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from starlette.requests import Request
+
+from atoll.deploy.config import DeploymentConfig, RemoteServer
+from atoll.deploy.deploy_zip import Deployer
+from atoll.deploy.middleware import RequestStats
+from atoll.deploy.supervisor import Supervisor
+
+#: No read timeout on relayed generations: the agent's own request_timeout bounds them.
+PROXY_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=30.0, pool=None)
+
+
+@dataclass
+class DeployContext:
+    supervisor: Supervisor
+    deployer: Deployer
+    config: DeploymentConfig
+    logs_dir: Path
+    client: httpx.AsyncClient
+    #: Model name -> the remote whose front door listed it.
+    remote_index: dict[str, RemoteServer] = field(default_factory=dict)
+    stats: RequestStats = field(default_factory=RequestStats)
+    started: float = field(default_factory=time.monotonic)
+
+
+def context_of(request: Request) -> DeployContext:
+    context: DeployContext = request.app.state.ctx
+    return context
