@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: install mcp-servers serve test lint check bench clean
+.PHONY: install mcp-servers test-clients serve test lint check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ install: $(STAMP)
 mcp-servers:
 	bash scripts/install-mcp-servers.sh
 
+test-clients:
+	bash scripts/install-test-clients.sh
+
 serve: install
 	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
 
@@ -35,7 +38,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: install mcp-servers lint
+test: install mcp-servers test-clients lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test
@@ -44,4 +47,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mcp-servers
+	rm -rf $(VENV) .mcp-servers .test-clients
