@@ -20,7 +20,7 @@ def test_valid_invalid_and_duplicate_agents(tmp_path: Path) -> None:
     (tmp_path / "json_agent" / "agent.json").write_text('{"agent": {"name": "gamma"}}')
     write_agent(tmp_path, "broken", extra="[deployment]\nport = -1\n")
     write_agent(tmp_path, "dup1", name="twin")
-    write_agent(tmp_path, "dup2", name="twin")
+    write_agent(tmp_path, "dup2", name="Twin")  # clients match model names case-insensitively
     (tmp_path / "not_an_agent").mkdir()
     write_agent(tmp_path, ".staging", name="hidden")
 

@@ -193,7 +193,7 @@ async def test_front_door_routes_show_and_embeddings_to_the_named_agent(tmp_path
             assert response.status_code == 200, response.text
             return response.json()
 
-        shown = await call("/api/show", {"model": "right:latest"}, "show-right")
+        shown = await call("/api/show", {"model": "RIGHT:latest"}, "show-right")  # matched as Ollama does
         assert shown["details"]["family"] == "scripted"
         await call("/api/show", {"name": "left"}, "show-left")
         vectors = (await call("/api/embed", {"model": "left", "input": ["one", "two"]}, "embed-left"))["embeddings"]

@@ -163,7 +163,7 @@ def _print_table(url: str, body: dict[str, Any]) -> None:
 
     table = Table(title=f"ATOLL deployment server {url}")
     for column in STATUS_COLUMNS:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "agent")
     for row in status_rows(body.get("agents", [])):
         table.add_row(*row)
     console = Console()

@@ -83,11 +83,12 @@ def discover(agents_dir: Path) -> Discovery:
             result.problems.append(Problem(folder=folder, reason=str(exc)))
     by_name: dict[str, list[AgentSpec]] = defaultdict(list)
     for spec in found:
-        by_name[spec.name].append(spec)
-    for name, specs in by_name.items():
+        by_name[spec.name.lower()].append(spec)  # clients match model names case-insensitively
+    for specs in by_name.values():
         if len(specs) == 1:
             result.specs.append(specs[0])
             continue
+        name = specs[0].name
         folders = ", ".join(str(s.folder) for s in specs)
         for spec in specs:
             result.problems.append(

@@ -42,7 +42,8 @@ REFUSED = (401, 403)
 
 
 def base_name(model: str) -> str:
-    """Agents are listed as ``name:latest``; clients may ask for either spelling."""
+    """The agent a model name means: as Ollama matches, case-insensitive and ``:latest`` optional."""
+    model = model.lower()
     return model[: -len(":latest")] if model.endswith(":latest") else model
 
 
@@ -106,10 +107,10 @@ async def _target(request: Request, model: str) -> str | RemoteServer | JSONResp
     """The local agent's base URL or the remote serving ``model``, or the Ollama-style error."""
     ctx = context_of(request)
     name = base_name(model)
-    runner = ctx.supervisor.runners.get(name)
+    runner = next((r for agent, r in ctx.supervisor.runners.items() if agent.lower() == name), None)
     if runner is not None:
         if runner.state not in (RUNNING, UNHEALTHY):
-            return _error(503, f"agent '{name}' is not running (state: {runner.state})")
+            return _error(503, f"agent '{runner.spec.name}' is not running (state: {runner.state})")
         return f"http://127.0.0.1:{runner.port}"
     if HOP_HEADER in request.headers:
         return _error(404, f"model '{model}' not found")

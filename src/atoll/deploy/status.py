@@ -3,6 +3,7 @@ the ``atoll status`` table."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,12 +58,24 @@ def _uptime(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _age(stamp: str | None, now: datetime | None = None) -> str:
+    """``2s ago`` for an ISO timestamp: short enough for a table row, and what a person wants."""
+    if not stamp:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    now = now or datetime.now(moment.tzinfo)
+    return f"{max(0, round((now - moment).total_seconds()))}s ago"
+
+
 def status_rows(agents: list[dict[str, Any]]) -> list[list[str]]:
     def show(value: Any) -> str:
         return "-" if value is None else str(value)
 
     return [[a["name"], show(a.get("port")), show(a.get("pid")), a["status"], show(a.get("restarts")),
-             _uptime(a.get("uptime_s")), show(a.get("last_health_check")), show(a.get("last_exit_code"))]
+             _uptime(a.get("uptime_s")), _age(a.get("last_health_check")), show(a.get("last_exit_code"))]
             for a in agents]
 
 
