@@ -105,3 +105,25 @@ def test_health_is_503_starting_until_the_agent_is_ready(tmp_path: Path) -> None
         while httpx.get(server.url + "/health", timeout=2).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert httpx.get(server.url + "/health").json()["status"] == "healthy"
+
+
+def test_drain_timeout_bounds_the_wait_for_a_stream_that_will_not_end(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml(extra="[server]\ndrain_timeout = 0.5\n"))
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        started = threading.Event()
+
+        def endless() -> None:
+            try:
+                with httpx.stream("POST", server.url + "/api/chat", timeout=60, json={
+                        "model": "echo", "messages": [{"role": "user", "content": "/slow 60 1"}]}) as response:
+                    for _ in response.iter_lines():
+                        started.set()
+            except httpx.HTTPError:
+                pass
+
+        worker = threading.Thread(target=endless, daemon=True)
+        worker.start()
+        assert started.wait(15)
+        stopping = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=30) == 0
+        assert time.monotonic() - stopping < 15  # the drain gave up after ~1 s; the stream had a minute left

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import math
 import signal
 import socket
 from collections.abc import Iterator
@@ -120,7 +121,8 @@ def serve_main(argv: list[str]) -> int:
     Console(highlight=False).print(startup_block(config, runtime, args.host, args.port), markup=False)
     server = _Server(uvicorn.Config(
         create_app(runtime), log_level=args.log_level, log_config=None, access_log=False, lifespan="on",
-        timeout_graceful_shutdown=int(config.server.drain_timeout) or None,
+        # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
+        timeout_graceful_shutdown=math.ceil(config.server.drain_timeout),
     ))
     server.run(sockets=[sock])
     return 0
