@@ -16,6 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def model_key(name: str) -> str:
+    """How Ollama compares model names: case-insensitive, and ``foo`` is ``foo:latest``."""
+    name = name.strip().lower()
+    return name[: -len(":latest")] if name.endswith(":latest") else name
+
+
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 in UTC with microseconds and ``Z`` (safe for every client's parser)."""
     moment = moment or datetime.now(UTC)
@@ -157,7 +163,7 @@ class EmbedRequest(_Lenient):
     model: str | None = None
     input: str | list[str] | None = None
     truncate: bool | None = None
-    dimensions: int | None = None
+    dimensions: int | None = Field(default=None, gt=0)
     options: dict[str, Any] | None = None
     keep_alive: float | str | None = None
 

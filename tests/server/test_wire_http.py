@@ -70,6 +70,8 @@ def test_stream_false_is_one_object_with_metrics(echo_server: AgentServer) -> No
      "think"),
     ("/api/generate", b'{"prompt": "x"}', 404, "model '' not found"),
     ("/api/generate", b'{"model": "echo", "prompt": "x", "raw": true, "system": "s"}', 400, "raw mode"),
+    ("/api/embed", b'{"model": "echo", "input": "x", "dimensions": 0}', 400, "dimensions"),
+    ("/api/embed", b'{"model": "echo", "input": "x", "dimensions": -1}', 400, "dimensions"),
     ("/api/show", b"{}", 400, "model is required"),
     ("/api/show", b'{"name": "nope"}', 404, "model 'nope' not found"),
 ])

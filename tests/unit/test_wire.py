@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from atoll.agent.events import ClientToolCalls, RunFinished, ToolFinished, ToolStarted
 from atoll.messages import TextDelta, ThinkingDelta, ToolCall, ToolResult, Usage
 from atoll.server.translate import ChunkEncoder, messages_from_wire, options_from_wire
-from atoll.wire import ChatChunk, ChatRequest, GenerateChunk, GenerateRequest, Metrics
+from atoll.wire import ChatChunk, ChatRequest, GenerateChunk, GenerateRequest, Metrics, model_key
 
 CALL = ToolCall(id="call_abcdefgh", name="get_weather", arguments={"city": "Tokyo"})
 USAGE = Usage(prompt_tokens=5, completion_tokens=2, total_duration_ns=9, eval_duration_ns=3)
@@ -80,3 +80,9 @@ def test_options_map_onto_generation_options(options: dict[str, Any], field: str
 def test_invalid_fields_are_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ChatRequest.model_validate({"model": "m", **bad})
+
+
+@pytest.mark.parametrize(("name", "key"), [("Echo", "echo"), ("echo:latest", "echo"), (" ECHO:Latest ", "echo"),
+                                           ("team/agent:v2", "team/agent:v2")])
+def test_model_names_match_as_ollama_matches(name: str, key: str) -> None:
+    assert model_key(name) == key

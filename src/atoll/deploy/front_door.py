@@ -24,11 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from atoll._version import __version__
+from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import context_of
 from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
+from atoll.wire import model_key
 
 if TYPE_CHECKING:
     from atoll.deploy.context import DeployContext
@@ -41,12 +42,6 @@ HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-
 REFUSED = (401, 403)
 
 
-def base_name(model: str) -> str:
-    """The agent a model name means: as Ollama matches, case-insensitive and ``:latest`` optional."""
-    model = model.lower()
-    return model[: -len(":latest")] if model.endswith(":latest") else model
-
-
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
@@ -57,7 +52,7 @@ async def root(request: Request) -> Response:
 
 
 async def version(request: Request) -> JSONResponse:
-    return JSONResponse({"version": __version__})
+    return JSONResponse({"version": OLLAMA_COMPAT_VERSION})  # what Ollama clients gate features on
 
 
 async def tags(request: Request) -> JSONResponse:
@@ -67,10 +62,10 @@ async def tags(request: Request) -> JSONResponse:
     local = await asyncio.gather(*(_local_models(ctx.client, r.spec.name, r.port, auth) for r in runners))
     models = [m for group in local for m in group]
     if HOP_HEADER not in request.headers:
-        seen = {base_name(str(m.get("name", ""))) for m in models}
+        seen = {model_key(str(m.get("name", ""))) for m in models}
         for remote_cfg, listed in await _remote_listing(ctx, auth):
             for model in listed:
-                key = base_name(str(model.get("name", "")))
+                key = model_key(str(model.get("name", "")))
                 if key and key not in seen:
                     seen.add(key)
                     models.append(model)
@@ -106,7 +101,7 @@ async def _remote_listing(ctx: DeployContext, auth: str | None
 async def _target(request: Request, model: str) -> str | RemoteServer | JSONResponse:
     """The local agent's base URL or the remote serving ``model``, or the Ollama-style error."""
     ctx = context_of(request)
-    name = base_name(model)
+    name = model_key(model)
     runner = next((r for agent, r in ctx.supervisor.runners.items() if agent.lower() == name), None)
     if runner is not None:
         if runner.state not in (RUNNING, UNHEALTHY):
@@ -117,7 +112,7 @@ async def _target(request: Request, model: str) -> str | RemoteServer | JSONResp
     if name not in ctx.remote_index:
         for remote_cfg, listed in await _remote_listing(ctx, request.headers.get("authorization")):
             for entry in listed:
-                ctx.remote_index[base_name(str(entry.get("name", "")))] = remote_cfg
+                ctx.remote_index[model_key(str(entry.get("name", "")))] = remote_cfg
     remote = ctx.remote_index.get(name)
     return remote if remote is not None else _error(404, f"model '{model}' not found")
 

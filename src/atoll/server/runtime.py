@@ -17,6 +17,7 @@ from atoll.messages import GenerationOptions
 from atoll.providers.base import Provider, create_provider
 from atoll.sessions import SessionManager, open_store
 from atoll.tools import EmptyToolbox, Toolbox
+from atoll.wire import model_key
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +26,6 @@ State = Literal["starting", "healthy", "unhealthy", "stopping"]
 
 def _ignore_event(event: AgentEvent) -> None:
     return None
-
-
-def normalise_model_name(name: str) -> str:
-    """Ollama matching: case-insensitive, ``foo`` is ``foo:latest``."""
-    name = name.strip().lower()
-    return name[: -len(":latest")] if name.endswith(":latest") else name
 
 
 def build_toolbox(config: AgentConfig) -> Toolbox:
@@ -110,7 +105,7 @@ class AgentRuntime:
             if missing_status == 404:
                 raise ModelNotFound("")
             raise RequestError("model is required")
-        if normalise_model_name(requested) != normalise_model_name(self.name):
+        if model_key(requested) != model_key(self.name):
             raise ModelNotFound(requested)
         return requested
 
