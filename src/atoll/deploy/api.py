@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from atoll.deploy.context import context_of
-from atoll.deploy.errors import BadRequest, ManagementError
+from atoll.deploy.errors import BadRequest, ManagementError, limited
 from atoll.deploy.logs import log_paths, tail
 from atoll.deploy.metrics import CONTENT_TYPE, scrape
 from atoll.deploy.remote import check_all
@@ -105,7 +105,9 @@ async def deploy_agent(request: Request) -> JSONResponse:
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
         raise BadRequest(f"upload is larger than {limit} bytes", error_code="PACKAGE_TOO_LARGE")
     try:
-        form = await request.form(max_files=1, max_fields=10)
+        form = await limited(request, limit + 1024 * 1024).form(max_files=1, max_fields=10)
+    except ManagementError:
+        raise
     except Exception as exc:  # a malformed multipart body is the client's error
         raise BadRequest(f"expected multipart/form-data with a 'file': {exc}") from exc
     try:

@@ -5,10 +5,14 @@
     ├── AgentNotFound (404, AGENT_NOT_FOUND)
     ├── Conflict (409)               busy agent, already running, same checksum
     ├── BadRequest (400)             invalid package, unsafe archive, invalid config
+    ├── BodyTooLarge (413)           an upload or a routed body past its limit
     └── PortUnavailable (409)
 """
 
 from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.types import Message
 
 from atoll.errors import AtollError
 
@@ -40,6 +44,29 @@ class Conflict(ManagementError):
 class BadRequest(ManagementError):
     status = 400
     error_code = "INVALID_REQUEST"
+
+
+class BodyTooLarge(ManagementError):
+    status = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+
+
+def limited(request: Request, limit: int) -> Request:
+    """``request`` whose body reading fails past ``limit`` bytes, whatever ``Content-Length`` said
+    (a chunked upload declares none)."""
+    receive = request.receive
+    seen = 0
+
+    async def counting() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        return message
+
+    return Request(request.scope, counting)
 
 
 class PortUnavailable(ManagementError):

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import context_of
+from atoll.deploy.errors import BodyTooLarge, limited
 from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
 from atoll.wire import model_key
@@ -132,8 +133,15 @@ def _upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str
     return {k: v for k, v in headers.items() if v}
 
 
+#: Largest request body the front door relays (an agent's own default limit is the same).
+MAX_ROUTED_BODY = 8 * 1024 * 1024
+
+
 async def routed(request: Request) -> Response:
-    body = await request.body()
+    try:
+        body = await limited(request, MAX_ROUTED_BODY).body()
+    except BodyTooLarge as exc:
+        return _error(413, exc.message)
     try:
         payload = json.loads(body or b"{}")
     except ValueError:
@@ -160,9 +168,17 @@ async def routed(request: Request) -> Response:
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The agent's bytes as they come. If the agent dies mid-stream, an NDJSON stream ends the way
+    an agent's own failing stream does, with an ``{"error": ...}`` line, so clients raise."""
+    ends_line = True
     try:
         async for chunk in response.aiter_raw():
+            ends_line = chunk.endswith(b"\n")
             yield chunk
+    except httpx.HTTPError as exc:
+        if response.headers.get("content-type", "").startswith("application/x-ndjson"):
+            line = json.dumps({"error": f"the agent stopped answering mid-stream: {exc or type(exc).__name__}"})
+            yield (b"" if ends_line else b"\n") + line.encode() + b"\n"
     finally:
         await response.aclose()
 
