@@ -100,3 +100,18 @@ def test_sessions_expire_after_inactivity(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert httpx.get(server.url + "/api/sessions").json()["active_sessions"] == 0
         assert httpx.get(f"{server.url}/api/sessions/{session}").status_code == 404
+
+
+def test_deleting_a_session_mid_turn_is_not_undone_by_that_turn(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    chat(echo_server, [{"role": "user", "content": "first"}], session)  # the session exists
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        turn = pool.submit(chat, echo_server, [{"role": "user", "content": "/slow 5 0.1"}], session)
+        deadline = time.monotonic() + 10
+        while httpx.get(echo_server.url + "/atoll/status").json().get("active_generations", 0) == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        deleted = httpx.delete(f"{echo_server.url}/api/sessions/{session}", timeout=30)
+        assert turn.result().status_code == 200
+    assert deleted.status_code == 204  # it waited for the turn, then deleted what the turn saved
+    assert httpx.get(f"{echo_server.url}/api/sessions/{session}").status_code == 404

@@ -7,7 +7,7 @@ when an admin token is configured and not sent (see ``deploy/middleware.py``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,9 +19,6 @@ from atoll.deploy.logs import log_paths, tail
 from atoll.deploy.metrics import CONTENT_TYPE, scrape
 from atoll.deploy.remote import check_all
 from atoll.deploy.runner import FAILED, RUNNING
-
-if TYPE_CHECKING:
-    pass
 
 MAX_LOG_LINES = 10_000
 

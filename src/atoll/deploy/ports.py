@@ -43,9 +43,6 @@ class PortAllocator:
         self._limit = limit
         self._assigned: dict[str, int] = {}
 
-    def assigned(self) -> dict[str, int]:
-        return dict(self._assigned)
-
     def assign(self, name: str, preferred: int | None = None) -> int:
         """The agent's port: the one it already has, else ``preferred`` if free, else the first free
         port from ``base_port``."""

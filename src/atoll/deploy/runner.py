@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ from atoll.deploy.discover import AgentSpec
 from atoll.deploy.policy import BackoffPolicy, CrashLoopGuard, Timeouts
 
 logger = logging.getLogger(__name__)
+
+#: State changes kept per agent for ``history``.
+HISTORY_LENGTH = 200
 
 STARTING, RUNNING, UNHEALTHY, RESTARTING, FAILED, STOPPED, STOPPING = (
     "starting", "running", "unhealthy", "restarting", "failed", "stopped", "stopping",
@@ -98,7 +102,8 @@ class AgentRunner:
         self.guard = guard or CrashLoopGuard()
         self.restart_on_failure = restart_on_failure
         self.state = STOPPED
-        self.history: list[tuple[float, str]] = []
+        #: Recent state changes (clock, state): bounded, as an agent may flap for months.
+        self.history: deque[tuple[float, str]] = deque(maxlen=HISTORY_LENGTH)
         self.proc: ChildProcess | None = None
         self.restarts = 0
         #: Never reset (a manual start resets ``restarts``): for ``/metrics`` counters.

@@ -15,7 +15,7 @@ from atoll.deploy.discover import AgentSpec, Problem
 from atoll.deploy.errors import AgentNotFound, Conflict
 from atoll.deploy.policy import BackoffPolicy, CrashLoopGuard, Timeouts
 from atoll.deploy.ports import PortAllocator
-from atoll.deploy.runner import FAILED, RUNNING, SETTLED, AgentRunner, RunnerDeps
+from atoll.deploy.runner import FAILED, SETTLED, AgentRunner, RunnerDeps
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +143,6 @@ class Supervisor:
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)
-
-    def running_ports(self) -> dict[str, int]:
-        return {name: r.port for name, r in self.runners.items() if r.state == RUNNING}
 
     def status(self, name: str) -> dict[str, Any]:
         return describe(self.get(name), self.checksums.get(name))

@@ -56,8 +56,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         cleanup.cancel()
         starting.cancel()
-        with suppress(asyncio.CancelledError):
-            await starting
+        for task in (cleanup, starting):
+            with suppress(asyncio.CancelledError):
+                await task
         await runtime.aclose()
 
 

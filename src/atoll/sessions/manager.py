@@ -118,9 +118,11 @@ class SessionManager:
         return record
 
     async def delete(self, session_id: str, owner: str = "") -> None:
-        await self.get(session_id, owner)
-        await self.store.delete(session_id)
-        self._locks.pop(session_id, None)
+        """Waits for a turn in progress on the session, so its save cannot bring the session back.
+        The lock itself is left for :meth:`cleanup` to drop: another request may be queued on it."""
+        async with self._lock(session_id):
+            await self.get(session_id, owner)
+            await self.store.delete(session_id)
 
     async def active_count(self) -> int:
         return await self.store.count_since(time.time() - self.timeout_s)
