@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,16 +20,6 @@ WEATHER_TOOL: dict[str, Any] = {
 def tool_command(name: str, **arguments: Any) -> str:
     """The scripted LLM's command for one tool call."""
     return f"/tool {name} {json.dumps(arguments)}"
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.05) -> float:
-    """Poll ``condition`` until it holds; returns the seconds it took, fails past ``timeout``."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-    return time.monotonic() - started
 
 
 def active_generations(url: str) -> int:

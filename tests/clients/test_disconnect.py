@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.clients.helpers import active_generations, wait_until
+from tests.clients.helpers import active_generations
 from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
+from tests.support.waiting import wait_until
 
 SLOW = "/slow 40 0.25"
 STOPPED_WITHIN = 3.0

@@ -121,13 +121,6 @@ async def running_server(agents_dir: Path, config: DeploymentConfig | None = Non
             await task
 
 
-async def until(condition: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> None:
-    """Poll ``condition`` until it is truthy, failing after ``timeout`` seconds."""
-    with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - polling real processes under a deadline
-            await anyio.sleep(step)
-
-
 def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     out = []
     for proc in procs:

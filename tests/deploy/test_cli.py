@@ -19,9 +19,9 @@ from tests.deploy.conftest import (
     free_base_port,
     make_config,
     running_server,
-    until,
     write_agent,
 )
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -131,7 +131,7 @@ async def test_missing_agents_dir_is_created_with_a_note(tmp_path: Path, atoll_h
     base = free_base_port()
     proc = atoll("--api-port", str(base), "--base-port", str(base + 1), home=atoll_home, cwd=tmp_path)
     try:
-        await until(lambda: (tmp_path / "atoll_agents").is_dir(), timeout=30)
+        await wait_until_async(lambda: (tmp_path / "atoll_agents").is_dir(), timeout=30)
         async with httpx.AsyncClient(trust_env=False) as client:
             async def up() -> bool:
                 try:

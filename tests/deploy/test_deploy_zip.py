@@ -17,8 +17,9 @@ from atoll.deploy.ports import PortAllocator
 from atoll.deploy.runner import RUNNING
 from atoll.deploy.supervisor import Supervisor
 from atoll.deploy.venvs import ensure_venv, venv_python
-from tests.deploy.conftest import AGENT_TOML, running_server, until
+from tests.deploy.conftest import AGENT_TOML, running_server
 from tests.deploy.fakes import FakeWorld, Script
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -97,7 +98,7 @@ async def test_deploy_that_does_not_start_rolls_back(tmp_path: Path) -> None:
 
 
 async def _until_running(run, name: str) -> None:  # type: ignore[no-untyped-def]
-    await until(lambda: run.runner(name).state == RUNNING, timeout=30)
+    await wait_until_async(lambda: run.runner(name).state == RUNNING, timeout=30)
 
 
 UNSAFE = {

@@ -12,7 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from atoll.deploy.runner import RUNNING, UNHEALTHY
-from tests.deploy.conftest import alive, make_config, running_server, until, write_agent
+from tests.deploy.conftest import alive, make_config, running_server, write_agent
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -33,15 +34,15 @@ async def test_a_frozen_agent_turns_unhealthy_recovers_then_is_restarted(tmp_pat
         frozen = psutil.Process(first)
         os.kill(first, signal.SIGSTOP)
         try:
-            await until(lambda: runner.state == UNHEALTHY, timeout=15)
+            await wait_until_async(lambda: runner.state == UNHEALTHY, timeout=15)
         finally:
             os.kill(first, signal.SIGCONT)
-        await until(lambda: runner.state == RUNNING, timeout=15)
+        await wait_until_async(lambda: runner.state == RUNNING, timeout=15)
         assert runner.proc.pid == first and runner.restarts == 0  # type: ignore[union-attr]
 
         os.kill(first, signal.SIGSTOP)
-        await until(lambda: runner.state == RUNNING and runner.proc is not None and runner.proc.pid != first,
-                    timeout=30)
+        await wait_until_async(lambda: runner.state == RUNNING and runner.proc is not None and runner.proc.pid != first,
+                               timeout=30)
         assert alive([frozen]) == []
         assert runner.restarts == 1 and runner.last_exit_code == -signal.SIGKILL  # SIGTERM waits while stopped
         assert runner.port == port

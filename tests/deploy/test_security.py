@@ -11,7 +11,8 @@ import pytest
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.logs import log_paths, tail
 from atoll.deploy.runner import RUNNING
-from tests.deploy.conftest import make_config, running_server, until, write_agent
+from tests.deploy.conftest import make_config, running_server, write_agent
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +106,7 @@ async def test_request_ids_reach_the_agent_and_every_request_has_one_access_line
         assert missing.status_code == 404 and missing.headers["x-request-id"] == "trace-43"
 
         stderr = log_paths(run.server.logs_dir, "echo")["stderr"]
-        await until(lambda: any("trace-42" in line for line in tail(stderr, 200)))
+        await wait_until_async(lambda: any("trace-42" in line for line in tail(stderr, 200)), timeout=20)
 
     lines = [r for r in caplog.records if r.name == "atoll.access"]
     traced = [r for r in lines if getattr(r, "request_id", None) == "trace-42"]

@@ -1,5 +1,4 @@
-"""Helpers for the MCP client tests: paths of the installed servers, loopback ports, processes,
-and waiting on conditions with deadlines."""
+"""Helpers for the MCP client tests: paths of the installed servers, loopback ports and processes."""
 
 from __future__ import annotations
 
@@ -8,14 +7,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import anyio
 import psutil
-import pytest
 
 from atoll.config import McpServerConfig
+from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERS_DIR = REPO / ".mcp-servers"
@@ -27,12 +24,6 @@ CHANGING_TOOLS = Path(__file__).parent / "servers" / "changing_tools.py"
 def hanging_server() -> McpServerConfig:
     """A stdio "server" that starts and never says a word."""
     return McpServerConfig(command=sys.executable, args=["-c", "import time; time.sleep(3600)"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -80,16 +71,6 @@ class HttpEverything:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
-    try:
-        with anyio.fail_after(timeout):
-            while not predicate():  # noqa: ASYNC110 - the state lives in other tasks and processes
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def child_processes(exclude: set[int] | None = None) -> list[psutil.Process]:

@@ -9,7 +9,8 @@ import pytest
 
 from atoll.config import McpServerConfig
 from atoll.mcp_client import McpToolbox
-from tests.mcp_client.helpers import HttpEverything, free_port
+from tests.mcp_client.helpers import HttpEverything
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.mcp, pytest.mark.timeout(90)]
 

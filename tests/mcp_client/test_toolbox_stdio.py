@@ -20,8 +20,8 @@ from tests.mcp_client.helpers import (
     everything_stdio_processes,
     hanging_server,
     kill_and_wait,
-    wait_until,
 )
+from tests.support.waiting import wait_until_async
 
 pytestmark = [pytest.mark.mcp, pytest.mark.timeout(90)]
 
@@ -190,7 +190,7 @@ async def test_legacy_list_changed_notification_refreshes_tools(everything_stdio
     # server-everything sends notifications/tools/list_changed right after the handshake.
     async with McpToolbox({"everything": everything_stdio}, connect_timeout=15) as box:
         conn = box.connections["everything"]
-        await wait_until(lambda: conn.refreshes >= 1, 10, "a tools/list refresh after list_changed")
+        await wait_until_async(lambda: conn.refreshes >= 1, timeout=10, what="a tools/list refresh after list_changed")
         assert len(box.specs()) == box.status()["everything"]["tools"] > 0
 
 
@@ -200,6 +200,7 @@ async def test_2026_list_changed_via_subscription_refreshes_tools() -> None:
         assert box.status()["changing"]["protocol_version"] == "2026-07-28"
         assert [spec.name for spec in box.specs()] == ["enable_extra"]
         assert not (await box.call("enable_extra", {}, timeout=10)).is_error
-        await wait_until(lambda: "extra" in {spec.name for spec in box.specs()}, 10, "the new tool 'extra'")
+        await wait_until_async(lambda: "extra" in {spec.name for spec in box.specs()}, timeout=10,
+                               what="the new tool 'extra'")
         result = await box.call("extra", {}, timeout=10)
         assert (result.is_error, result.content) == (False, "extra ran")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import atoll
 from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,9 +70,8 @@ def test_counters_move_with_traffic(echo_server: AgentServer) -> None:
     assert moved("atoll_tokens_total", direction="out") == 3 * 3  # "You said: <word>"
     assert value(after, "atoll_active_sessions") >= 1
     assert value(after, "atoll_active_generations") == 0
-    assert value(after, "atoll_agent_info", agent="echo", version="1.0.0", atoll_version=next(
-        dict(labels)["atoll_version"] for name, labels in after if name == "atoll_agent_info"),
-        provider="scripted", model="scripted") == 1
+    assert value(after, "atoll_agent_info", agent="echo", version="1.0.0", atoll_version=atoll.__version__,
+                 provider="scripted", model="scripted") == 1
 
 
 def test_a_generation_in_flight_is_counted(echo_server: AgentServer) -> None:

@@ -7,14 +7,19 @@ import importlib.util
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.servers import AgentServer, free_port, run_agent_server, scripted_agent_toml, write_agent
+from tests.support.servers import (
+    AgentServer,
+    free_port,
+    run_agent_server,
+    scripted_agent_toml,
+    wait_healthy,
+    write_agent,
+)
 
 SERVER_START_TIMEOUT_S = 90.0
 
@@ -33,20 +38,6 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not up after {SERVER_START_TIMEOUT_S}s:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture(scope="session")
 def openai_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m llama_cpp.server`` serving SmolLM2 (chat and embeddings); yields its ``/v1`` URL.
@@ -62,7 +53,7 @@ def openai_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/v1/models", process, log)
+        wait_healthy(f"http://127.0.0.1:{port}", process, log, timeout=SERVER_START_TIMEOUT_S, path="/v1/models")
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.send_signal(signal.SIGTERM)

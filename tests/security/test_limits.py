@@ -4,6 +4,7 @@ and the per-request timeout (504), against real server processes."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -14,17 +15,11 @@ import pytest
 
 from tests.security.conftest import KEY_A, KEY_B, bearer, start
 from tests.support.servers import AgentServer
+from tests.support.waiting import wait_until
 
 
 def chat_body(text: str, *, stream: bool = False) -> dict:
     return {"model": "echo", "stream": stream, "messages": [{"role": "user", "content": text}]}
-
-
-def wait_until(condition: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -43,30 +38,40 @@ def bounded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentSe
                              "max_concurrent_generations = 1\nmax_body_bytes = 4096\nrequest_timeout = 3\n")
 
 
-def refused(server: AgentServer, key: str, path: str = "/api/tags", body: dict | None = None) -> httpx.Response:
-    """Spend ``key``'s allowance until the server refuses a request; that refusal."""
+def refused(server: AgentServer, key: str, path: str = "/api/tags",
+            body: dict | None = None) -> tuple[httpx.Response, float]:
+    """Spend ``key``'s allowance until the server refuses a request; that refusal, and the
+    monotonic time just before it was sent (so before the server decided to refuse it)."""
     for _ in range(10):
+        sent_at = time.monotonic()
         response = httpx.request("POST" if body else "GET", server.url + path, headers=bearer(key), json=body)
         if response.status_code == 429:
-            return response
+            return response, sent_at
         assert response.status_code == 200
     raise AssertionError("never rate limited")
 
 
 def test_over_the_rate_limit_then_allowed_again(limited_server: AgentServer) -> None:
-    response = refused(limited_server, KEY_A)
+    response, sent_at = refused(limited_server, KEY_A)
     assert response.headers["retry-after"] == "1"
     assert "rate limit" in response.json()["error"] and response.json()["detail"]
+    told = re.fullmatch(r"rate limit exceeded: retry in (\d+\.\d) s", response.json()["error"])
+    assert told, response.json()["error"]
+    wait_s = float(told[1])  # the server's own figure, to 0.1 s
+    assert 0 < wait_s <= 1.0  # one request a second once the burst of three is spent
     # Limits are per key, and probes are never limited.
     assert httpx.get(limited_server.url + "/api/tags", headers=bearer(KEY_B)).status_code == 200
     assert all(httpx.get(limited_server.url + "/health").status_code == 200 for _ in range(5))
-    refused_at = time.monotonic()
-    wait_until(lambda: httpx.get(limited_server.url + "/api/tags", headers=bearer(KEY_A)).status_code == 200)
-    assert time.monotonic() - refused_at <= 2.5  # about when Retry-After said
+    # Allowed again, and not before the server said: the refusal was decided after ``sent_at``, so
+    # the first success cannot come sooner than ``wait_s`` (less its rounding) after it. Refused
+    # polls do not spend the allowance. The upper bound is only the generous deadline of the wait.
+    wait_until(lambda: httpx.get(limited_server.url + "/api/tags", headers=bearer(KEY_A)).status_code == 200,
+               timeout=wait_s + 15, what="KEY_A allowed again")
+    assert time.monotonic() - sent_at >= wait_s - 0.05
 
 
 def test_openai_routes_are_limited_in_openai_shape(limited_server: AgentServer) -> None:
-    response = refused(limited_server, KEY_B, "/v1/chat/completions",
+    response, _ = refused(limited_server, KEY_B, "/v1/chat/completions",
                        {"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
     assert response.headers["retry-after"]
     assert "rate limit" in response.json()["error"]["message"]
@@ -98,7 +103,7 @@ def test_one_generation_at_a_time(bounded_server: AgentServer) -> None:
     assert lines[-1]["done"] is True  # the stream that held the slot flowed to its end
     # The slot is given back once the first response has gone out.
     wait_until(lambda: httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_A),
-                                  json=chat_body("again")).status_code == 200)
+                                  json=chat_body("again")).status_code == 200, timeout=10, what="the slot back")
 
 
 def test_oversized_body_is_413(bounded_server: AgentServer) -> None:
@@ -117,12 +122,15 @@ def test_oversized_body_is_413(bounded_server: AgentServer) -> None:
 
 
 def test_slow_request_is_504_then_a_stream_ends_with_an_error_line(bounded_server: AgentServer) -> None:
+    # The generation would take 60 x 0.5 = 30 s; the server's 3 s timeout has to cut it. Only
+    # order is asserted: not before the 3 s the server reports, and long before the 30 s.
     started = time.monotonic()
-    response = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B), timeout=10,
-                          json=chat_body("/slow 10 0.5"))
+    response = httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B), timeout=60,
+                          json=chat_body("/slow 60 0.5"))
+    elapsed = time.monotonic() - started
     assert response.status_code == 504
     assert response.json()["error"] == "request timed out after 3 s (server.request_timeout)"
-    assert time.monotonic() - started < 4.5
+    assert 3 <= elapsed < 30 - 10
     with httpx.stream("POST", bounded_server.url + "/api/chat", headers=bearer(KEY_B), timeout=10,
                       json=chat_body("/slow 10 0.5", stream=True)) as stream:
         assert stream.status_code == 200
@@ -131,7 +139,7 @@ def test_slow_request_is_504_then_a_stream_ends_with_an_error_line(bounded_serve
                                                                      "(server.request_timeout)"}
     # The generation was cancelled and its slot given back.
     wait_until(lambda: httpx.post(bounded_server.url + "/api/chat", headers=bearer(KEY_B),
-                                  json=chat_body("hi")).status_code == 200)
+                                  json=chat_body("hi")).status_code == 200, timeout=10, what="the slot back")
 
 
 def test_an_openai_stream_that_runs_out_of_time_ends_with_an_error_event(bounded_server: AgentServer) -> None:

@@ -7,13 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTED = "tests.support.scripted:ScriptedProvider"
@@ -76,18 +78,23 @@ class AgentServer:
         return self.process.wait(timeout)
 
 
-def wait_healthy(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_healthy(url: str, process: subprocess.Popen[Any], log: Path, timeout: float = 60,
+                 path: str = "/health") -> None:
+    """Wait until ``GET url+path`` answers 200; fail early, with the log, if the process exits."""
+
+    def up() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{url}{path}", timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"server at {url} not healthy after {timeout}s:\n{log.read_text(errors='replace')}")
+            return False
+
+    try:
+        wait_until(up, timeout=timeout, what=f"{url}{path}", interval=0.05)
+    except AssertionError:
+        output = log.read_text(errors="replace")
+        raise TimeoutError(f"server at {url} not healthy after {timeout}s:\n{output}") from None
 
 
 @contextmanager
