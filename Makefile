@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: install mcp-servers test-clients serve test lint check bench clean
+.PHONY: install mcp-servers test-clients open-webui serve test lint check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ mcp-servers:
 test-clients:
 	bash scripts/install-test-clients.sh
 
+# Open WebUI in its own venv (.test-clients/open-webui, ~3 GB with CPU torch) for the real-frontend
+# smoke test tests/clients/test_open_webui.py: ~2 min the first time, a no-op after that.
+open-webui:
+	bash scripts/install-open-webui.sh
+
 serve: install
 	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
 
@@ -38,7 +43,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: install mcp-servers test-clients lint
+test: install mcp-servers test-clients open-webui lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test
