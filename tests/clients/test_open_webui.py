@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.support.servers import REPO, AgentServer, free_port
+from tests.support.waiting import wait_until
 
 OPEN_WEBUI = REPO / ".test-clients/open-webui/bin/open-webui"
 STARTUP_DEADLINE = 90.0  # seconds; about 15-25 s here
@@ -193,9 +194,10 @@ def test_open_webui_verify_list_chat_tools_unload(open_webui: OpenWebUI, echo_se
     assert unloaded.json() == {"status": True}
 
     # every one of those reached the agent server, and Open WebUI logged no upstream error
-    access = echo_server.output()
-    for line in ("GET /api/version 200", "GET /api/tags 200", "GET /api/ps 200", "POST /api/chat 200",
-                 "POST /api/generate 200"):
-        assert line in access, access
+    # (the access line is written just after the response, so wait for the last one to land)
+    expected = ("GET /api/version 200", "GET /api/tags 200", "GET /api/ps 200", "POST /api/chat 200",
+                "POST /api/generate 200")
+    wait_until(lambda: all(line in echo_server.output() for line in expected), timeout=10,
+               what=f"the agent's access log to show {expected}")
     errors = [line for line in open_webui.output().splitlines() if "| ERROR" in line]
     assert not errors, "\n".join(errors)
