@@ -16,12 +16,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-def model_key(name: str) -> str:
-    """How Ollama compares model names: case-insensitive, and ``foo`` is ``foo:latest``."""
-    name = name.strip().lower()
-    return name[: -len(":latest")] if name.endswith(":latest") else name
-
-
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 in UTC with microseconds and ``Z`` (safe for every client's parser)."""
     moment = moment or datetime.now(UTC)

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from atoll.agent.events import ClientToolCalls, RunFinished, ToolFinished, ToolStarted
 from atoll.messages import TextDelta, ThinkingDelta, ToolCall, ToolResult, Usage
+from atoll.model_names import model_key
 from atoll.server.translate import ChunkEncoder, messages_from_wire, options_from_wire
-from atoll.wire import ChatChunk, ChatRequest, GenerateChunk, GenerateRequest, Metrics, model_key
+from atoll.wire import ChatChunk, ChatRequest, GenerateChunk, GenerateRequest, Metrics
 
 CALL = ToolCall(id="call_abcdefgh", name="get_weather", arguments={"city": "Tokyo"})
 USAGE = Usage(prompt_tokens=5, completion_tokens=2, total_duration_ns=9, eval_duration_ns=3)

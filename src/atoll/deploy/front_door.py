@@ -30,7 +30,7 @@ from atoll.deploy.context import context_of
 from atoll.deploy.errors import BodyTooLarge, limited
 from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
-from atoll.wire import model_key
+from atoll.model_names import model_key
 
 if TYPE_CHECKING:
     from atoll.deploy.context import DeployContext

@@ -14,10 +14,10 @@ from atoll.agent.loop import AgentRunner
 from atoll.config import AgentConfig
 from atoll.errors import ModelNotFound, NotReady, RequestError
 from atoll.messages import GenerationOptions
+from atoll.model_names import model_key
 from atoll.providers.base import Provider, create_provider
 from atoll.sessions import SessionManager, open_store
 from atoll.tools import EmptyToolbox, Toolbox
-from atoll.wire import model_key
 
 logger = logging.getLogger(__name__)
 
