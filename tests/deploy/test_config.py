@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from atoll.deploy.config import DeploymentConfig, ensure_safe_exposure, is_loopback, load_deployment_config
+from atoll.deploy.config import DeploymentConfig, ensure_safe_exposure, load_deployment_config
 from atoll.deploy.discover import AgentSpec
 from atoll.deploy.process import child_env
 from atoll.errors import ConfigError
+from atoll.net import is_loopback
 
 
 def write(path: Path, data: dict[str, object]) -> Path:

@@ -17,7 +17,6 @@ Secrets (``admin_token``, a remote's ``api_key`` and ``admin_token``) may be wri
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from atoll.config import ENV_VARS, atoll_home, expand_vars, read_document
 from atoll.errors import ConfigError
+from atoll.net import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -100,16 +100,6 @@ class DeploymentConfig(BaseModel):
     @property
     def loopback_only(self) -> bool:
         return is_loopback(self.bind_host)
-
-
-def is_loopback(host: str) -> bool:
-    """True for loopback addresses only; a host name other than ``localhost`` counts as exposed."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def ensure_safe_exposure(config: DeploymentConfig) -> None:

@@ -30,6 +30,7 @@ from atoll.deploy.process import CommandFor, ProcessFactory, agent_command
 from atoll.deploy.runner import RunnerDeps
 from atoll.deploy.supervisor import Supervisor, SupervisorSettings
 from atoll.deploy.venvs import venv_python
+from atoll.net import bind_tcp
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +64,11 @@ def bind_api_socket(config: DeploymentConfig) -> socket.socket:
     ensure_safe_exposure(config)
     host = config.bind_host
     candidates = range(config.api_port, config.api_port + (100 if config.auto_discover_port else 1))
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for port in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            return bind_tcp(host, port, backlog=128)
         except OSError:
-            sock.close()
             continue
-        sock.listen(128)
-        sock.set_inheritable(False)
-        return sock
     raise ManagementError(f"port {config.api_port} on {host} is in use"
                           + ("" if config.auto_discover_port else " and auto_discover_port is off"),
                           error_code="PORT_UNAVAILABLE")

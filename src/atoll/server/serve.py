@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import ipaddress
 import logging
 import math
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from rich.console import Console
 from atoll.config import AgentConfig, load_agent_config
 from atoll.errors import AtollError, ConfigError
 from atoll.logs import setup_logging
+from atoll.net import bind_tcp, is_loopback
 from atoll.server.app import create_app
 from atoll.server.runtime import AgentRuntime
 
@@ -34,32 +33,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="log lines on stderr: readable text (default) or one JSON object per line")
     return parser.parse_args(argv)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """Bind before anything else starts, so "port in use" is one clear line and no race."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
-    # proto says TCP, and without it Nagle + delayed ACKs add ~40 ms to every keep-alive request.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: int) -> str:
@@ -113,7 +86,7 @@ def serve_main(argv: list[str]) -> int:
         err.print(f"error: {exc}", markup=False)
         return 1
     try:
-        sock = bind(args.host, args.port)
+        sock = bind_tcp(args.host, args.port)
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
         err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
