@@ -19,31 +19,20 @@ from atoll.config import LLMConfig
 from atoll.errors import ConfigError, ProviderError, ProviderNotInstalled
 from atoll.messages import (
     Finished,
-    GenerationOptions,
-    Message,
     ModelEvent,
-    ModelRequest,
     TextDelta,
     ToolCallRequested,
     ToolSpec,
 )
 from atoll.providers.base import Provider, create_provider
 from atoll.providers.llamacpp import LlamaCppProvider, profile_for
+from tests.providers.helpers import collect, text_of
+from tests.providers.helpers import greedy_ask as ask
 
 COUNTING = "Count from 1 to 500, one number per line."
 
 
-def ask(text: str, **options: object) -> ModelRequest:
-    return ModelRequest(messages=[Message(role="user", content=text)],
-                        options=GenerationOptions(temperature=0.0, seed=7, **options))  # type: ignore[arg-type]
 
-
-async def collect(events: AsyncIterator[ModelEvent]) -> list[ModelEvent]:
-    return [event async for event in events]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 @pytest.fixture

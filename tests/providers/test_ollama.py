@@ -13,30 +13,15 @@ from atoll.config import LLMConfig
 from atoll.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from atoll.messages import (
     Finished,
-    GenerationOptions,
     Message,
-    ModelEvent,
-    ModelRequest,
     TextDelta,
     ToolCallRequested,
     ToolSpec,
 )
 from atoll.providers.base import Provider, create_provider
 from atoll.providers.ollama import OllamaProvider
+from tests.providers.helpers import ask, collect, text_of
 from tests.support.servers import AgentServer
-
-
-def ask(text: str, **options: object) -> ModelRequest:
-    return ModelRequest(messages=[Message(role="user", content=text)],
-                        options=GenerationOptions(**options))  # type: ignore[arg-type]
-
-
-async def collect(events: AsyncIterator[ModelEvent]) -> list[ModelEvent]:
-    return [event async for event in events]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 def make(base_url: str, **settings: object) -> OllamaProvider:

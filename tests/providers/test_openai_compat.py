@@ -14,30 +14,16 @@ from atoll.config import LLMConfig
 from atoll.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from atoll.messages import (
     Finished,
-    GenerationOptions,
     Message,
-    ModelEvent,
-    ModelRequest,
     TextDelta,
     ToolCall,
     ToolSpec,
 )
 from atoll.providers.base import create_provider
 from atoll.providers.openai_compat import OpenAIProvider, messages_to_openai
+from tests.providers.helpers import collect, text_of
+from tests.providers.helpers import greedy_ask as ask
 from tests.support.servers import AgentServer
-
-
-def ask(text: str, **options: object) -> ModelRequest:
-    return ModelRequest(messages=[Message(role="user", content=text)],
-                        options=GenerationOptions(temperature=0.0, seed=7, **options))  # type: ignore[arg-type]
-
-
-async def collect(events: AsyncIterator[ModelEvent]) -> list[ModelEvent]:
-    return [event async for event in events]
-
-
-def text_of(events: list[ModelEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 def make(base_url: str, **settings: object) -> OpenAIProvider:
