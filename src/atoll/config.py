@@ -212,6 +212,8 @@ class ServerSection(_Section):
     session_cleanup_interval_s: float = Field(default=60.0, gt=0)
     api_keys: list[str] = Field(default_factory=list)
     mcp_connect_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds before a server that failed at start is tried again (doubling, at most 10 minutes).
+    mcp_retry_interval: float = Field(default=30.0, gt=0)
     drain_timeout: float = Field(default=10.0, ge=0)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)

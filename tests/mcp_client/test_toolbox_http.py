@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import anyio.to_thread
 import pytest
@@ -11,6 +12,7 @@ from atoll.config import McpServerConfig
 from atoll.mcp_client import McpToolbox
 from tests.mcp_client.helpers import HttpEverything
 from tests.support.servers import free_port
+from tests.support.waiting import wait_until_async
 
 pytestmark = [pytest.mark.mcp, pytest.mark.timeout(90)]
 
@@ -73,3 +75,19 @@ async def test_dead_port_is_left_out_quickly(everything_http: HttpEverything) ->
         assert "ConnectError" in status["dead"]["last_error"]
         assert status["remote"]["state"] == "connected"
         assert {spec.source for spec in box.specs()} == {"remote"}
+
+
+async def test_a_server_down_at_start_is_picked_up_when_it_comes_up(everything_js: Path) -> None:
+    late = HttpEverything(everything_js, "streamableHttp")
+    config = McpServerConfig(url=late.url)
+    async with McpToolbox({"late": config}, connect_timeout=2, retry_interval=0.3) as box:
+        assert box.status()["late"]["state"] == "failed" and box.specs() == []
+        await anyio.to_thread.run_sync(late.start)
+        try:
+            await wait_until_async(lambda: box.status()["late"]["state"] == "connected", timeout=30,
+                                   what="the late server to be connected by the retry loop")
+            assert "echo" in {spec.name for spec in box.specs()}
+            result = await box.call("echo", {"message": "better late"}, timeout=10)
+            assert result.content == "Echo: better late"
+        finally:
+            await anyio.to_thread.run_sync(late.stop)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 #: Extra time past a call's own timeout before the toolbox gives up on it regardless
 #: (covers a reconnect or a server that ignores the SDK's cancellation).
 CALL_GRACE = 2.0
+#: Ceiling of the backoff between attempts to reach a server that failed at start.
+MAX_RETRY_INTERVAL = 600.0
 
 
 class McpToolbox(ToolboxContext):
@@ -31,11 +35,16 @@ class McpToolbox(ToolboxContext):
 
     ``start()`` connects to every server at once under one overall ``connect_timeout``; a server
     that fails or does not answer in time is left out with a warning, and the rest are served.
-    A call's timeout is the server's own ``timeout`` when its config sets one, else the caller's.
+    Servers left out are tried again in the background, ``retry_interval`` seconds after start and
+    then at doubling intervals (at most :data:`MAX_RETRY_INTERVAL`); their tools appear once they
+    connect. A call's timeout is the server's own ``timeout`` when its config sets one, else the caller's.
     """
 
-    def __init__(self, servers: Mapping[str, McpServerConfig], *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, servers: Mapping[str, McpServerConfig], *, connect_timeout: float = 10.0,
+                 retry_interval: float = 30.0) -> None:
         self.connect_timeout = connect_timeout
+        self.retry_interval = retry_interval
+        self._retrying: asyncio.Task[None] | None = None
         self._connections = {
             name: McpConnection(name, config, connect_timeout=connect_timeout, on_tools_changed=self._rebuild)
             for name, config in servers.items()
@@ -58,6 +67,18 @@ class McpToolbox(ToolboxContext):
         self._rebuild()
         connected = sum(c.state == "connected" for c in enabled)
         logger.info("MCP: %d of %d servers connected, %d tools", connected, len(enabled), len(self._specs))
+        if connected < len(enabled) and self._retrying is None:
+            self._retrying = asyncio.create_task(self._retry_failed(), name="mcp-retry")
+
+    async def _retry_failed(self) -> None:
+        """Try the servers that failed to connect again, backing off, until all are connected."""
+        interval = self.retry_interval
+        while failed := [c for c in self._connections.values() if c.enabled and c.state == "failed"]:
+            await asyncio.sleep(interval)
+            results = await asyncio.gather(*(conn.connect() for conn in failed), return_exceptions=True)
+            if any(result is True for result in results):
+                self._rebuild()
+            interval = min(interval * 2, MAX_RETRY_INTERVAL)
 
     def _rebuild(self) -> None:
         """Recompute the exposed names; called whenever a server's tool list changes."""
@@ -118,6 +139,10 @@ class McpToolbox(ToolboxContext):
 
     async def aclose(self) -> None:
         """Close every connection; each stdio server process is ended."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
         async with anyio.create_task_group() as tg:
             for conn in self._connections.values():
                 tg.start_soon(conn.aclose)

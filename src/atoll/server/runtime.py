@@ -35,7 +35,8 @@ def build_toolbox(config: AgentConfig) -> Toolbox:
     if servers:
         from atoll.mcp_client import McpToolbox
 
-        parts.append(McpToolbox(servers, connect_timeout=config.server.mcp_connect_timeout))
+        parts.append(McpToolbox(servers, connect_timeout=config.server.mcp_connect_timeout,
+                                retry_interval=config.server.mcp_retry_interval))
     children = {name: s for name, s in config.sub_agents.items() if s.enabled}
     if children:
         from atoll.subagents import SubAgentToolbox
