@@ -74,7 +74,7 @@ class _Server(uvicorn.Server):
 def serve_main(argv: list[str]) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level, args.log_format)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         config = load_agent_config(args.agent)
         runtime = AgentRuntime(config)
@@ -91,7 +91,8 @@ def serve_main(argv: list[str]) -> int:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
         err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
         return 1
-    Console(highlight=False).print(startup_block(config, runtime, args.host, args.port), markup=False)
+    Console(highlight=False, soft_wrap=True).print(startup_block(config, runtime, args.host, args.port),
+                                                 markup=False)
     server = _Server(uvicorn.Config(
         create_app(runtime), log_level=args.log_level, log_config=None, access_log=False, lifespan="on",
         # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
