@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: install mcp-servers test-clients open-webui serve test lint check bench clean
+.PHONY: install mcp-servers test-clients open-webui browser serve test lint check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test-clients:
 open-webui:
 	bash scripts/install-open-webui.sh
 
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+browser:
+	bash scripts/install-browser.sh
+
 serve: install
 	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
 
@@ -43,7 +47,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: install mcp-servers test-clients open-webui lint
+test: install mcp-servers test-clients open-webui browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test
