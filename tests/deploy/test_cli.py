@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,42 @@ async def test_status_table_sends_the_admin_token(tmp_path: Path) -> None:
     row = next(line for line in lines if "tabled" in line)
     cells = [cell for cell in (c.strip() for c in row.split("│")) if cell]
     assert cells[:5] == ["tabled", str(runner.port), cells[2], "running", "0"] and cells[2].isdigit()
+
+
+def test_busy_explicit_api_port_is_an_error_not_another_port(tmp_path: Path, atoll_home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "atoll", "--api-port", str(port)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**child_env(), "ATOLL_HOME": str(atoll_home)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; choose another with --api-port"
+
+
+async def test_busy_configured_port_moves_up_and_says_which(tmp_path: Path, atoll_home: Path) -> None:
+    base = free_base_port()
+    _write_config(atoll_home, {"api_port": base, "base_port": base + 10})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base))
+        taken.listen()
+        proc = atoll(home=atoll_home, cwd=tmp_path)
+        try:
+            assert proc.stdout is not None
+            lines: list[str] = []
+            with anyio.fail_after(60):
+                while not lines or not lines[-1].startswith("  Management API"):
+                    lines.append(await anyio.to_thread.run_sync(proc.stdout.readline))
+                    assert lines[-1], proc.stderr.read() if proc.stderr else ""
+            assert (f"note: port {base} is in use; the management API and front door use port {base + 1} "
+                    "(auto_discover_port)\n") in lines
+            assert lines[-1].strip().endswith(f"http://127.0.0.1:{base + 1}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: proc.wait(timeout=30))
+
+
+def _write_config(home: Path, values: dict[str, object]) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "deployment_servers.json").write_text(json.dumps(values))

@@ -11,7 +11,7 @@ HEAVY = ("fastapi", "atoll.wire", "atoll.server", "atoll.agent", "llama_cpp", "m
 
 
 def test_deployment_server_imports_stay_light() -> None:
-    code = ("import sys, atoll.deploy.cli, atoll.deploy.service; "
+    code = ("import sys, atoll.cli, atoll.deploy.cli, atoll.deploy.service; atoll.cli.build_parser(); "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""

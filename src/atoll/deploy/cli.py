@@ -1,4 +1,5 @@
-"""``atoll`` (no ``--server``): run the deployment server; ``atoll status``: ask the running one."""
+"""The deployment server's commands: ``atoll`` runs it, ``atoll status`` asks the running one.
+Their arguments are declared in :mod:`atoll.commands.deployment` and :mod:`atoll.commands.status`."""
 
 from __future__ import annotations
 
@@ -29,21 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _deploy_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="atoll", description="Run the ATOLL deployment server.")
-    parser.add_argument("--agents-dir", help="folder of agent folders (default: agents_directory from "
-                        "deployment_servers.json, else ./atoll_agents)")
-    parser.add_argument("--config", type=Path, help="deployment config file "
-                        "(default: ~/.atoll/deployment_servers.json)")
-    parser.add_argument("--host", help="address of the management API (default 127.0.0.1)")
-    parser.add_argument("--api-port", type=int, help="management API port (default 8080)")
-    parser.add_argument("--base-port", type=int, help="first agent port (default 8100)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                        help="stderr log level; info includes one access line per request")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    return parser
-
-
 def _skip_httpx_cli() -> None:
     """httpx imports its command-line tool (rich, pygments, click: ~3 MB) when those are installed;
     its ``__init__`` tolerates the import failing, and the supervisor never uses that tool."""
@@ -51,15 +37,17 @@ def _skip_httpx_cli() -> None:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
-def deploy_main(argv: list[str]) -> int:
-    args = _deploy_parser().parse_args(argv)
+def deploy(args: argparse.Namespace) -> int:
+    """Run the deployment server with the arguments of ``atoll`` (see :mod:`atoll.commands.deployment`)."""
     setup_logging(args.log_level, args.log_format)
     # httpx logs every request at info: the health probes alone would drown the access lines.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         config = load_deployment_config(args.config)
-        overrides = {k: v for k, v in {"host": args.host, "api_port": args.api_port,
-                                       "base_port": args.base_port}.items() if v is not None}
+        overrides: dict[str, object] = {k: v for k, v in {"host": args.host, "api_port": args.api_port,
+                                                          "base_port": args.base_port}.items() if v is not None}
+        if args.api_port is not None:  # a port the user named is that port or an error, never another
+            overrides["auto_discover_port"] = False
         config = config.model_copy(update=overrides)
         ensure_safe_exposure(config)
     except ConfigError as exc:
@@ -88,6 +76,10 @@ async def _serve(config: DeploymentConfig, agents_dir: Path) -> int:
     from atoll.deploy.service import DeploymentServer, bind_api_socket
 
     sock = bind_api_socket(config)
+    port = sock.getsockname()[1]
+    if port != config.api_port:
+        print(f"note: port {config.api_port} is in use; the management API and front door use port {port} "
+              "(auto_discover_port)", flush=True)
     server = DeploymentServer.build(config, agents_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,12 +115,8 @@ def _server_url(explicit: str | None, config: DeploymentConfig) -> str:
     return f"http://{config.bind_host}:{config.api_port}"
 
 
-def status_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="atoll status", description="Status of the running deployment "
-                                     "server's agents.")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--url", help="deployment server URL (default: the running one)")
-    args = parser.parse_args(argv)
+def status(args: argparse.Namespace) -> int:
+    """``atoll status`` (see :mod:`atoll.commands.status`)."""
     try:
         config = load_deployment_config()
     except ConfigError as exc:

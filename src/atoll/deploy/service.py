@@ -70,7 +70,7 @@ def bind_api_socket(config: DeploymentConfig) -> socket.socket:
         except OSError:
             continue
     raise ManagementError(f"port {config.api_port} on {host} is in use"
-                          + ("" if config.auto_discover_port else " and auto_discover_port is off"),
+                          + ("" if config.auto_discover_port else "; choose another with --api-port"),
                           error_code="PORT_UNAVAILABLE")
 
 

@@ -9,7 +9,6 @@ import logging
 import math
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import uvicorn
 from rich.console import Console
@@ -22,17 +21,6 @@ from atoll.server.app import create_app
 from atoll.server.runtime import AgentRuntime
 
 logger = logging.getLogger("atoll")
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="atoll --server", description="Serve one agent over the Ollama API.")
-    parser.add_argument("--port", type=int, default=8100, help="port to listen on (default 8100)")
-    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    parser.add_argument("--agent", type=Path, help="agent.toml or agent.json (default: the built-in agent)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="log lines on stderr: readable text (default) or one JSON object per line")
-    return parser.parse_args(argv)
 
 
 def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: int) -> str:
@@ -71,8 +59,8 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve_main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def serve(args: argparse.Namespace) -> int:
+    """Run the agent server with the arguments of ``atoll --server`` (see :mod:`atoll.commands.server`)."""
     setup_logging(args.log_level, args.log_format)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:

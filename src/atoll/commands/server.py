@@ -1,0 +1,33 @@
+"""``atoll --server`` (= ``atoll server``): run one agent as an HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from atoll.cli import Subparsers
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def register(modes: Subparsers) -> None:
+    parser = modes.add_parser(
+        "server", help="run one agent as an HTTP server (Ollama and OpenAI APIs)",
+        description="Serve one agent over the Ollama API (and OpenAI's under /v1). "
+                    "Also spelled: atoll --server [options].",
+        usage="atoll --server [options]")
+    parser.add_argument("--port", type=int, default=8100, help="port to listen on (default 8100)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--agent", type=Path, help="agent.toml or agent.json (default: the built-in agent)")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="log lines on stderr: readable text (default) or one JSON object per line")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from atoll.server.serve import serve
+
+    return serve(args)

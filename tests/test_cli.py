@@ -1,0 +1,57 @@
+"""The command grammar as users meet it: ``atoll --help`` is the map, every mode has its own help,
+``--version`` works, and the seed's spellings (``--server``, bare ``atoll``) still select their modes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import atoll
+from tests.support.servers import server_env
+
+
+def atoll_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "atoll", *args], capture_output=True, text=True, timeout=60,
+                          env=server_env(COLUMNS="80"), check=False)
+
+
+def test_top_level_help_is_the_map_of_every_mode() -> None:
+    result = atoll_cli("--help")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for spelling in ("atoll --server [options]", "atoll [options]", "atoll status [options]"):
+        assert any(line.strip().startswith(spelling) for line in lines), (spelling, result.stdout)
+    assert "--version" in result.stdout
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_version_prints_atolls_version() -> None:
+    for args in (["--version"], ["--server", "--version"]):
+        result = atoll_cli(*args)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"atoll {atoll.__version__}"
+
+
+@pytest.mark.parametrize(("args", "options"), [
+    (["--server", "--help"], ["--port", "--agent", "--host"]),
+    (["server", "--help"], ["--port", "--agent", "--host"]),
+    (["deployment", "--help"], ["--agents-dir", "--api-port", "--base-port"]),
+    (["--api-port", "9", "--help"], ["--agents-dir", "--api-port", "--base-port"]),
+    (["status", "--help"], ["--json", "--url"]),
+])
+def test_each_mode_has_its_own_help(args: list[str], options: list[str]) -> None:
+    result = atoll_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert all(option in result.stdout for option in options), result.stdout
+    assert "modes" not in result.stdout  # the mode's own help, not the map
+
+
+def test_unknown_mode_or_option_is_usage_error_2() -> None:
+    unknown_mode = atoll_cli("bogus")
+    assert unknown_mode.returncode == 2
+    assert "'bogus'" in unknown_mode.stderr and "status" in unknown_mode.stderr
+    unknown_option = atoll_cli("--server", "--prot", "8100")
+    assert unknown_option.returncode == 2 and "--prot" in unknown_option.stderr
+    assert "Traceback" not in unknown_mode.stderr + unknown_option.stderr
