@@ -207,8 +207,9 @@ class SubAgentConfig(_Section):
 class ServerSection(_Section):
     session_timeout_minutes: float = Field(default=30.0, gt=0)
     session_store: Literal["sqlite", "memory"] = "sqlite"
-    #: SQLite file for sessions; relative paths are relative to the agent file.
-    session_db: str = "sessions.db"
+    #: SQLite file for sessions, relative to the agent file; unset: $ATOLL_HOME/sessions/<agent>.db
+    #: (see atoll.sessions.paths), so sessions outlive a redeploy of the agent's folder.
+    session_db: str | None = None
     session_cleanup_interval_s: float = Field(default=60.0, gt=0)
     api_keys: list[str] = Field(default_factory=list)
     mcp_connect_timeout: float = Field(default=10.0, gt=0)

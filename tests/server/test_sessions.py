@@ -81,11 +81,30 @@ def test_sessions_survive_a_restart(tmp_path: Path) -> None:
     session = uuid.uuid4().hex
     with run_agent_server(agent, cwd=tmp_path) as server:
         chat(server, [{"role": "user", "content": "persist me"}], session)
-    assert (tmp_path / "sessions.db").exists()
+    # sessions belong to the agent (by name) under $ATOLL_HOME, not to the folder of its files
+    assert (tmp_path / "home" / ".atoll" / "sessions" / "echo.db").exists()
+    assert not (tmp_path / "sessions.db").exists()
     with run_agent_server(agent, cwd=tmp_path) as server:
         assert history(server, session) == [("user", "persist me"), ("assistant", "You said: persist me")]
         follow = chat(server, [{"role": "user", "content": "/history"}], session)
         assert "user:persist me" in follow.json()["message"]["content"]
+
+
+def test_explicit_session_db_wins_and_a_legacy_file_moves_under_atoll_home(tmp_path: Path) -> None:
+    explicit = scripted_agent_toml("Mail_Bot", extra='[server]\nsession_db = "sessions.db"\n')
+    agent = write_agent(tmp_path / "agent", explicit)
+    session = uuid.uuid4().hex
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        httpx.post(server.url + "/api/chat", headers={"X-Session-ID": session}, timeout=30,
+                   json={"model": "Mail_Bot", "stream": False, "messages": [{"role": "user", "content": "old"}]})
+    legacy = tmp_path / "agent" / "sessions.db"
+    assert legacy.exists()  # the explicit session_db, relative to the agent file
+    write_agent(tmp_path / "agent", scripted_agent_toml("Mail_Bot"))  # now without session_db
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        assert history(server, session) == [("user", "old"), ("assistant", "You said: old")]
+    stored = [p.name for p in (tmp_path / "home" / ".atoll" / "sessions").glob("*.db")]
+    assert stored == ["mail_bot.db"]  # names are unique regardless of case
+    assert not legacy.exists()
 
 
 def test_sessions_expire_after_inactivity(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from atoll.deploy.runner import RUNNING
 from atoll.deploy.supervisor import Supervisor
 from atoll.deploy.venvs import ensure_venv
 from atoll.errors import ConfigError
+from atoll.sessions.paths import LEGACY_NAME, agent_session_file, move_database, sessions_dir
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +156,22 @@ class Deployer:
                               error_code="DEPLOY_FAILED", status=500)
 
     async def remove(self, name: str) -> None:
-        """``DELETE /agents/{name}``: stop it, forget it, and move its folder aside (not destroyed)."""
+        """``DELETE /agents/{name}``: stop it, forget it, and move its folder aside (not destroyed).
+
+        Its sessions go along (as ``sessions.db`` in the moved folder, where a restored folder picks
+        them up again), so a new agent that reuses the name starts with none."""
         runner = await self.supervisor.remove(name)
         folder = runner.spec.folder
+        trash = self.agents_dir / ".deleted"
+        moved = trash / f"{folder.name}-{uuid.uuid4().hex[:6]}"
         if folder.exists() and folder.parent.resolve() == self.agents_dir.resolve():
-            trash = self.agents_dir / ".deleted"
             trash.mkdir(parents=True, exist_ok=True)
-            os.replace(folder, trash / f"{folder.name}-{uuid.uuid4().hex[:6]}")
+            os.replace(folder, moved)
+        sessions = agent_session_file(runner.spec.name)
+        if sessions.exists():
+            target = moved / LEGACY_NAME if moved.is_dir() and not (moved / LEGACY_NAME).exists() \
+                else sessions_dir() / ".deleted" / f"{sessions.stem}-{uuid.uuid4().hex[:6]}.db"
+            move_database(sessions, target)
 
 
 def _package_root(dest: Path) -> Path:

@@ -24,9 +24,10 @@ def open_store(config: AgentConfig) -> SessionStore:
         from atoll.sessions.memory import MemoryStore
 
         return MemoryStore()
+    from atoll.sessions.paths import session_file
     from atoll.sessions.sqlite import SqliteStore
 
-    return SqliteStore(config.resolve_path(config.server.session_db))
+    return SqliteStore(session_file(config))
 
 
 def _key(message: Message) -> tuple[str, str]:
