@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from atoll.deploy.front_door import MAX_ROUTED_BODY
+from atoll.deploy.relay import MAX_ROUTED_BODY
 from tests.deploy.conftest import running_server, write_agent
 
 pytestmark = pytest.mark.anyio

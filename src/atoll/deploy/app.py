@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from atoll.deploy import api, front_door
+from atoll.deploy import api, front_door, passthrough
 from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.middleware import AdminToken, DeployMiddleware
@@ -32,7 +32,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(ctx: DeployContext) -> Starlette:
-    routes = [*api.routes(), *front_door.routes()]
+    routes = [*api.routes(), *front_door.routes(), *passthrough.routes()]
     guard = Middleware(DeployMiddleware, token=AdminToken(ctx.config.admin_token), stats=ctx.stats,
                        routes=routes)
     app = Starlette(

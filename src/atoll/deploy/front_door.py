@@ -1,51 +1,47 @@
-"""The front door: the management port also speaks the Ollama API for every agent it knows.
+"""The front door: the management port also speaks the Ollama and OpenAI APIs for every agent it knows.
 
-``/api/tags`` lists every running agent, local and remote; ``/api/chat``, ``/api/generate``,
-``/api/show`` and the embedding routes go to the agent named by ``model``, and the answer (NDJSON
-stream or one JSON object) is relayed chunk by chunk as it arrives.
+* Listings merge every running agent (and the remotes' agents): ``GET /api/tags``, ``GET /api/ps``,
+  ``GET /v1/models``. An agent that refuses the caller's credentials is left out.
+* Requests naming a model go to the agent (or remote) serving it, and the answer (NDJSON, server-sent
+  events or one JSON object) is relayed chunk by chunk: ``/api/chat``, ``/api/generate``,
+  ``/api/show``, ``/api/embed``, ``/api/embeddings``, ``/api/pull``, ``/api/push``, ``/api/create``,
+  ``/api/copy``, ``DELETE /api/delete``, ``/v1/chat/completions``, ``/v1/completions``,
+  ``/v1/embeddings`` and ``GET /v1/models/{model}``.
+* ``/agent/{name}/...`` reaches any path of one agent (see :mod:`atoll.deploy.passthrough`).
 
 Credentials pass through: the front door asks for no key of its own, and relays the caller's
-``Authorization`` header to the agent, whose ``[server] api_keys`` decide. ``/api/tags`` leaves out
-the agents that refuse the caller's credentials. A remote with an ``api_key`` configured gets that
-key instead of the caller's header. The request id (``X-Request-ID``) goes along to the agent.
+``Authorization`` header to the agent, whose ``[server] api_keys`` decide. A remote with an
+``api_key`` configured gets that key instead. The request id (``X-Request-ID``) goes along.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import context_of
-from atoll.deploy.errors import BodyTooLarge, limited
-from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
+from atoll.deploy.relay import error, forward, read_body
+from atoll.deploy.remote import HOP_HEADER, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
 from atoll.model_names import model_key
 
 if TYPE_CHECKING:
     from atoll.deploy.context import DeployContext
 
-ROUTED = ("/api/chat", "/api/generate", "/api/show", "/api/embed", "/api/embeddings")
-#: Headers that belong to one hop of the connection and are not relayed.
-HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
-              "proxy-connection", "te", "trailer"}
-#: Agent answers to ``/api/tags`` that mean "not with these credentials": the agent is not listed.
+#: POST routes relayed to the agent named by the body's ``model`` (or ``name``, or ``source``).
+ROUTED = ("/api/chat", "/api/generate", "/api/show", "/api/embed", "/api/embeddings", "/api/pull",
+          "/api/push", "/api/create", "/api/copy", "/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+#: Agent answers to listings that mean "not with these credentials": the agent is not listed.
 REFUSED = (401, 403)
-
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 async def root(request: Request) -> Response:
@@ -56,12 +52,45 @@ async def version(request: Request) -> JSONResponse:
     return JSONResponse({"version": OLLAMA_COMPAT_VERSION})  # what Ollama clients gate features on
 
 
+async def cloud_status(request: Request) -> JSONResponse:
+    return JSONResponse({"cloud": {"disabled": True, "source": "atoll"}})  # as every agent answers
+
+
 async def tags(request: Request) -> JSONResponse:
+    return JSONResponse({"models": await _all_models(request)})
+
+
+async def ps(request: Request) -> JSONResponse:
+    """The running agents as Ollama's loaded models (local ones: remotes have their own front door)."""
+    ctx = context_of(request)
+    auth = request.headers.get("authorization")
+    runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
+    listed = await asyncio.gather(*(_listing(ctx.client, r.port, "/api/ps", auth) for r in runners))
+    return JSONResponse({"models": [m for group in listed if group for m in group]})
+
+
+async def openai_models(request: Request) -> JSONResponse:
+    models = await _all_models(request)
+    return JSONResponse({"object": "list", "data": [
+        {"id": str(m.get("name")), "object": "model", "created": _epoch(m.get("modified_at")), "owned_by": "atoll"}
+        for m in models]})
+
+
+def _epoch(stamp: Any) -> int:
+    try:
+        return int(datetime.fromisoformat(str(stamp)).timestamp())
+    except ValueError:
+        return int(datetime.now(UTC).timestamp())
+
+
+async def _all_models(request: Request) -> list[dict[str, Any]]:
+    """Every running local agent's ``/api/tags`` entries, then the remotes' (first name wins)."""
     ctx = context_of(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
     auth = request.headers.get("authorization")
-    local = await asyncio.gather(*(_local_models(ctx.client, r.spec.name, r.port, auth) for r in runners))
-    models = [m for group in local for m in group]
+    local = await asyncio.gather(*(_listing(ctx.client, r.port, "/api/tags", auth) for r in runners))
+    models = [m for name, group in zip((r.spec.name for r in runners), local, strict=True)
+              for m in (_placeholder(name) if group is None else group)]
     if HOP_HEADER not in request.headers:
         seen = {model_key(str(m.get("name", ""))) for m in models}
         for remote_cfg, listed in await _remote_listing(ctx, auth):
@@ -71,22 +100,26 @@ async def tags(request: Request) -> JSONResponse:
                     seen.add(key)
                     models.append(model)
                     ctx.remote_index[key] = remote_cfg
-    return JSONResponse({"models": models})
+    return models
 
 
-async def _local_models(client: httpx.AsyncClient, name: str, port: int, auth: str | None
-                        ) -> list[dict[str, Any]]:
+async def _listing(client: httpx.AsyncClient, port: int, path: str, auth: str | None
+                   ) -> list[dict[str, Any]] | None:
+    """An agent's ``{"models": [...]}`` answer at ``path``: [] when it refuses these credentials,
+    None when it could not be asked."""
     try:
-        response = await client.get(f"http://127.0.0.1:{port}/api/tags", timeout=2.0,
+        response = await client.get(f"http://127.0.0.1:{port}{path}", timeout=2.0,
                                     headers={"Authorization": auth} if auth else None)
         if response.status_code in REFUSED:
             return []
         response.raise_for_status()
         models = response.json().get("models", [])
-        if isinstance(models, list) and models:
-            return [m for m in models if isinstance(m, dict)]
+        return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else None
     except (httpx.HTTPError, ValueError, AttributeError):
-        pass
+        return None
+
+
+def _placeholder(name: str) -> list[dict[str, Any]]:
     stamp = datetime.now(UTC).isoformat()
     return [{"name": f"{name}:latest", "model": f"{name}:latest", "modified_at": stamp, "size": 0,
              "digest": "", "details": {}}]
@@ -99,94 +132,75 @@ async def _remote_listing(ctx: DeployContext, auth: str | None
     return list(zip(remotes, listed, strict=True))
 
 
-async def _target(request: Request, model: str) -> str | RemoteServer | JSONResponse:
-    """The local agent's base URL or the remote serving ``model``, or the Ollama-style error."""
+def served_names(ctx: DeployContext) -> list[str]:
+    """The model names this front door serves, for "not found" messages."""
+    return sorted({*(r.spec.name for r in ctx.supervisor.runners.values()), *ctx.remote_index})
+
+
+def not_found(request: Request, model: str) -> JSONResponse:
+    names = served_names(context_of(request))
+    serves = f"; this server serves: {', '.join(names)}" if names else "; this server serves no models yet"
+    return error(request, 404, f"model '{model}' not found{serves}")
+
+
+async def target(request: Request, model: str) -> str | RemoteServer | Response:
+    """The local agent's base URL or the remote serving ``model``, or the error to answer."""
     ctx = context_of(request)
     name = model_key(model)
     runner = next((r for agent, r in ctx.supervisor.runners.items() if agent.lower() == name), None)
     if runner is not None:
         if runner.state not in (RUNNING, UNHEALTHY):
-            return _error(503, f"agent '{runner.spec.name}' is not running (state: {runner.state})")
+            return error(request, 503, f"agent '{runner.spec.name}' is not running (state: {runner.state})")
         return f"http://127.0.0.1:{runner.port}"
     if HOP_HEADER in request.headers:
-        return _error(404, f"model '{model}' not found")
+        return error(request, 404, f"model '{model}' not found")
     if name not in ctx.remote_index:
         for remote_cfg, listed in await _remote_listing(ctx, request.headers.get("authorization")):
             for entry in listed:
                 ctx.remote_index[model_key(str(entry.get("name", "")))] = remote_cfg
     remote = ctx.remote_index.get(name)
-    return remote if remote is not None else _error(404, f"model '{model}' not found")
+    return remote if remote is not None else not_found(request, model)
 
 
-def _upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str, str]:
-    """The caller's headers minus hop-by-hop ones, with the request id, and for a remote its key
-    and the hop mark (a remote front door must not forward again)."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    headers = {k: v for k, v in headers.items() if k.lower() not in ("x-request-id", "authorization")}
-    headers["X-Request-ID"] = request.scope.get("state", {}).get("request_id", "")
-    auth = request.headers.get("authorization")
-    if remote is not None:
-        headers[HOP_HEADER] = "1"
-        auth = front_door_auth(remote, auth)
-    if auth:
-        headers["Authorization"] = auth
-    return {k: v for k, v in headers.items() if v}
-
-
-#: Largest request body the front door relays (an agent's own default limit is the same).
-MAX_ROUTED_BODY = 8 * 1024 * 1024
+async def _to_model(request: Request, model: str, body: bytes, path: str) -> Response:
+    request.scope.setdefault("state", {})["model"] = model
+    where = await target(request, model)
+    if isinstance(where, Response):
+        return where
+    remote = where if isinstance(where, RemoteServer) else None
+    base = remote.url if remote is not None else str(where)
+    return await forward(request, base + path, body, remote, f"agent for model '{model}'")
 
 
 async def routed(request: Request) -> Response:
-    try:
-        body = await limited(request, MAX_ROUTED_BODY).body()
-    except BodyTooLarge as exc:
-        return _error(413, exc.message)
+    body = await read_body(request)
+    if isinstance(body, Response):
+        return body
     try:
         payload = json.loads(body or b"{}")
     except ValueError:
-        return _error(400, "invalid JSON body")
-    model = payload.get("model") or payload.get("name") if isinstance(payload, dict) else None
+        return error(request, 400, "invalid JSON body")
+    model = next((payload.get(k) for k in ("model", "name", "source") if payload.get(k)), None) \
+        if isinstance(payload, dict) else None
     if not isinstance(model, str) or not model:
-        return _error(400, "model is required")
-    request.scope.setdefault("state", {})["model"] = model
-    target = await _target(request, model)
-    if isinstance(target, Response):
-        return target
-    remote = target if isinstance(target, RemoteServer) else None
-    base = remote.url if remote is not None else str(target)
-    client = context_of(request).client
-    upstream = client.build_request("POST", base + request.url.path, content=body,
-                                    headers=_upstream_headers(request, remote))
-    try:
-        response = await client.send(upstream, stream=True)
-    except httpx.HTTPError as exc:
-        return _error(502, f"agent for model '{model}' is unreachable: {exc}")
-    relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-    return StreamingResponse(_relay(response), status_code=response.status_code, headers=relayed,
-                             background=BackgroundTask(response.aclose))
+        return error(request, 400, "model is required")
+    return await _to_model(request, model, body, request.url.path)
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The agent's bytes as they come. If the agent dies mid-stream, an NDJSON stream ends the way
-    an agent's own failing stream does, with an ``{"error": ...}`` line, so clients raise."""
-    ends_line = True
-    try:
-        async for chunk in response.aiter_raw():
-            ends_line = chunk.endswith(b"\n")
-            yield chunk
-    except httpx.HTTPError as exc:
-        if response.headers.get("content-type", "").startswith("application/x-ndjson"):
-            line = json.dumps({"error": f"the agent stopped answering mid-stream: {exc or type(exc).__name__}"})
-            yield (b"" if ends_line else b"\n") + line.encode() + b"\n"
-    finally:
-        await response.aclose()
+async def openai_model(request: Request) -> Response:
+    model = request.path_params["model"]
+    return await _to_model(request, model, b"", request.url.path)
 
 
 def routes() -> list[Route]:
     return [
         Route("/", root, methods=["GET", "HEAD"]),
-        Route("/api/version", version),
-        Route("/api/tags", tags),
+        Route("/api/version", version, methods=["GET", "HEAD"]),
+        Route("/api/status", cloud_status),
+        Route("/api/tags", tags, methods=["GET", "HEAD"]),
+        Route("/api/ps", ps),
+        Route("/api/delete", routed, methods=["DELETE"]),
         *(Route(path, routed, methods=["POST"]) for path in ROUTED),
+        Route("/v1/models", openai_models),
+        Route("/v1/models/{model:path}", openai_model),
     ]

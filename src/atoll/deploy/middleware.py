@@ -33,8 +33,9 @@ UNMATCHED = "<unmatched>"
 
 
 def needs_admin_token(method: str, path: str) -> bool:
-    """Management endpoints need the token; ``GET /health`` and the front door do not."""
-    if path == "/" or path.startswith("/api/"):
+    """Management endpoints need the token; ``GET /health`` and the front door (``/``, ``/api/``,
+    ``/v1/`` and the per-agent ``/agent/{name}/``) do not: agents check the caller's credentials."""
+    if path == "/" or path.startswith(("/api/", "/v1/", "/agent/")):
         return False
     return not (path == "/health" and method in ("GET", "HEAD"))
 

@@ -1,0 +1,97 @@
+"""Relaying one request to an agent (or a remote front door) and its answer back, chunk by chunk.
+
+Shared by the front door (routed by model name) and the per-agent pass-through ``/agent/{name}/``.
+The caller's ``Authorization`` goes to the target it asked for (a remote with an ``api_key`` gets
+that key instead), the request id goes along, hop-by-hop headers do not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from atoll.deploy.config import RemoteServer
+from atoll.deploy.context import context_of
+from atoll.deploy.errors import BodyTooLarge, limited
+from atoll.deploy.remote import HOP_HEADER, front_door_auth
+
+#: Headers that belong to one hop of the connection and are not relayed.
+HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
+              "proxy-connection", "te", "trailer"}
+#: Largest request body the front door relays (an agent's own default limit is the same).
+MAX_ROUTED_BODY = 8 * 1024 * 1024
+
+
+def error(request: Request, status: int, message: str) -> JSONResponse:
+    """An error in the dialect of the path: OpenAI's ``{"error": {"message": ...}}`` under ``/v1``,
+    Ollama's ``{"error": "..."}`` elsewhere."""
+    if "/v1/" in request.url.path:
+        kind = "not_found_error" if status == 404 else "invalid_request_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": None,
+                                       "code": "model_not_found" if status == 404 else None}},
+                            status_code=status)
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_body(request: Request) -> bytes | JSONResponse:
+    """The request body, or the 413 when it is past :data:`MAX_ROUTED_BODY` (counted, not trusted)."""
+    try:
+        return await limited(request, MAX_ROUTED_BODY).body()
+    except BodyTooLarge as exc:
+        return error(request, 413, exc.message)
+
+
+def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str, str]:
+    """The caller's headers minus hop-by-hop ones, with the request id, and for a remote its key
+    and the hop mark (a remote front door must not forward again)."""
+    headers = {k: v for k, v in request.headers.items()
+               if k.lower() not in HOP_BY_HOP and k.lower() not in ("x-request-id", "authorization")}
+    headers["X-Request-ID"] = request.scope.get("state", {}).get("request_id", "")
+    auth = request.headers.get("authorization")
+    if remote is not None:
+        headers[HOP_HEADER] = "1"
+        auth = front_door_auth(remote, auth)
+    if auth:
+        headers["Authorization"] = auth
+    return {k: v for k, v in headers.items() if v}
+
+
+async def forward(request: Request, url: str, body: bytes, remote: RemoteServer | None, what: str) -> Response:
+    """Send ``request`` (method, query, headers, ``body``) to ``url`` and stream the answer back;
+    502 naming ``what`` when the target cannot be reached."""
+    client = context_of(request).client
+    upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
+                                    headers=upstream_headers(request, remote))
+    try:
+        response = await client.send(upstream, stream=True)
+    except httpx.HTTPError as exc:
+        return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
+    relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+    return StreamingResponse(_relay(response), status_code=response.status_code, headers=relayed,
+                             background=BackgroundTask(response.aclose))
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The agent's bytes as they come. If the agent dies mid-stream, the stream ends the way an
+    agent's own failing stream does, so clients raise: an ``{"error": ...}`` line in NDJSON, an
+    ``error`` event in server-sent events."""
+    ends_line = True
+    try:
+        async for chunk in response.aiter_raw():
+            ends_line = chunk.endswith(b"\n")
+            yield chunk
+    except httpx.HTTPError as exc:
+        kind = response.headers.get("content-type", "")
+        message = f"the agent stopped answering mid-stream: {exc or type(exc).__name__}"
+        lead = b"" if ends_line else b"\n"
+        if kind.startswith("application/x-ndjson"):
+            yield lead + json.dumps({"error": message}).encode() + b"\n"
+        elif kind.startswith("text/event-stream"):
+            yield lead + b"\ndata: " + json.dumps({"error": {"message": message}}).encode() + b"\n\n"
+    finally:
+        await response.aclose()
