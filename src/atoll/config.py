@@ -118,6 +118,12 @@ class AgentSection(_Section):
     max_iterations: int = Field(default=10, ge=1, le=100)
     #: Seconds one tool call may take before its result becomes a timeout error.
     tool_timeout: float = Field(default=60.0, gt=0)
+    #: The same call (tool and arguments) this many times in one turn stops the loop with an answer.
+    max_repeated_calls: int = Field(default=3, ge=2, le=100)
+    #: Longer tool results are cut to this many characters, with a marker saying how much was cut.
+    max_tool_result_chars: int = Field(default=20_000, ge=100)
+    #: How tool calls show in the reply text: "auto" (Open WebUI gets "details", others "off").
+    show_tool_activity: Literal["auto", "details", "text", "off"] = "auto"
 
     @field_validator("name")
     @classmethod

@@ -116,7 +116,7 @@ async def test_round_limit_ends_with_an_answer_that_says_so() -> None:
         return "more"
 
     agent = AgentRunner(Looping(LLMConfig()), FunctionToolbox(again=again), system_prompt=None,
-                        defaults=GenerationOptions(), max_iterations=3)
+                        defaults=GenerationOptions(), max_iterations=3, max_repeated_calls=10)
     events = await run(agent, "go")
     assert calls == 3
     assert "stopped after 3 tool-calling rounds" in text_of(events)

@@ -8,6 +8,7 @@ last message                    reply
 ==============================  ========================================================
 tool result(s)                  ``Tool results: name=content; ...`` (what the tools said)
 ``/tool NAME {json}``           one tool call (several separated by `` ;; ``)
+``/say TEXT``                   ``TEXT`` verbatim, in small pieces (e.g. a tool call written as text)
 ``/error MESSAGE``              raises ProviderError before any output
 ``/error-after MESSAGE``        streams one word, then raises
 ``/slow N SECONDS``             N words, one every SECONDS (for disconnects and timeouts)
@@ -82,6 +83,12 @@ class ScriptedProvider:
                 arguments = json.loads(args) if args.strip() else {}
                 yield ToolCallRequested(ToolCall(id=f"call_script{index}", name=name, arguments=arguments))
             yield Finished("stop", Usage(prompt_tokens=prompt_tokens, completion_tokens=1))
+            return
+        elif text.startswith("/say "):
+            said = text[len("/say "):]
+            for start in range(0, len(said), 7):
+                yield TextDelta(said[start:start + 7])
+            yield Finished("stop", Usage(prompt_tokens=prompt_tokens, completion_tokens=len(said) // 4 + 1))
             return
         elif text.startswith("/error "):
             raise ProviderError(text[len("/error "):], status=500, model=self.model)

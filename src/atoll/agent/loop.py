@@ -4,15 +4,20 @@ stop on a final answer or at the round limit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING
 
 import anyio
 
+from atoll.agent.arguments import Checked, plan_calls
+from atoll.agent.budget import cut_result, trim_history
 from atoll.agent.events import AgentEvent, ClientToolCalls, RunFinished, ToolFinished, ToolStarted
+from atoll.agent.textcalls import TRIGGERS, find_text_calls, hold_from
 from atoll.messages import (
     DoneReason,
     Finished,
@@ -50,27 +55,66 @@ class RunRequest:
 
 @dataclass
 class _Round:
-    """What one LLM call produced."""
+    """What one LLM call produced.
 
+    With ``hold`` (the agent has tools), streamed text from the first character that may begin a
+    tool call written as text (``<tool_call>``, ``{``, a code fence…) is held back until the round
+    ends: :meth:`finish` then turns it into calls, or lets it out as text.
+    """
+
+    hold: bool = False
     text: str = ""
     thinking: str = ""
     calls: list[ToolCall] = field(default_factory=list)
     reason: DoneReason = "stop"
     usage: Usage = field(default_factory=Usage)
+    sent: int = 0
+    holding: bool = False
 
-    def take(self, event: ModelEvent) -> TypeGuard[TextDelta | ThinkingDelta]:
-        """Record ``event``; True when it is output to pass on as it streams."""
+    def take(self, event: ModelEvent) -> list[TextDelta | ThinkingDelta]:
+        """Record ``event``; what to pass on as it streams."""
         if isinstance(event, TextDelta):
             self.text += event.text
-            return True
+            return self._release()
         if isinstance(event, ThinkingDelta):
             self.thinking += event.text
-            return True
+            return [event]
         if isinstance(event, ToolCallRequested):
             self.calls.append(event.call)
         elif isinstance(event, Finished):
             self.reason, self.usage = event.reason, event.usage
-        return False
+        return []
+
+    def _release(self) -> list[TextDelta | ThinkingDelta]:
+        if self.holding:
+            return []
+        pending = self.text[self.sent:]
+        stop = hold_from(pending) if self.hold else None
+        if stop is not None:
+            self.holding = True
+            pending = pending[:stop]
+        elif self.hold:
+            pending = pending[:len(pending) - _partial_trigger(pending)]
+        self.sent += len(pending)
+        return [TextDelta(pending)] if pending else []
+
+    def finish(self, known: set[str]) -> list[TextDelta]:
+        """At the round's end: calls written as text become calls; other held text goes out."""
+        if not self.calls:
+            found = find_text_calls(self.text, known)
+            if found is not None:
+                self.calls, self.text = found.calls, found.remainder
+                return []
+        rest, self.sent = self.text[self.sent:], len(self.text)
+        return [TextDelta(rest)] if rest else []
+
+
+def _partial_trigger(text: str) -> int:
+    """How many trailing characters could be the start of a trigger (``<tool_``…): wait for more."""
+    for size in range(min(len(text), 13), 0, -1):
+        if any(t.startswith(text[-size:]) for t in TRIGGERS):
+            return size
+    return 0
 
 
 class AgentRunner:
@@ -83,6 +127,8 @@ class AgentRunner:
         defaults: GenerationOptions,
         max_iterations: int = 10,
         tool_timeout: float = 60.0,
+        max_repeated_calls: int = 3,
+        max_tool_result_chars: int = 20_000,
     ) -> None:
         self.provider = provider
         self.toolbox = toolbox
@@ -90,11 +136,19 @@ class AgentRunner:
         self.defaults = defaults
         self.max_iterations = max_iterations
         self.tool_timeout = tool_timeout
+        self.max_repeated_calls = max_repeated_calls
+        self.max_tool_result_chars = max_tool_result_chars
 
     def _prompt(self, messages: list[Message]) -> list[Message]:
         if self.system_prompt:
             return [Message(role="system", content=self.system_prompt), *messages]
         return list(messages)
+
+    def _budget(self, options: GenerationOptions) -> int:
+        """Tokens the prompt may use: the model's context less room for the reply (0: unknown)."""
+        context = options.num_ctx or self.provider.profile.context_length or 0
+        reserve = options.max_tokens or min(1024, context // 4)
+        return max(context - reserve, 0)
 
     async def run(self, request: RunRequest) -> AsyncGenerator[AgentEvent, None]:
         """Yield text as it streams, tool progress, and exactly one final ``RunFinished``."""
@@ -103,59 +157,115 @@ class AgentRunner:
         added: list[Message] = []
         usage = Usage()
         options = request.options.merged_over(self.defaults)
+        budget = self._budget(options)
+        repeats: Counter[str] = Counter()
         for round_number in range(1, self.max_iterations + 1):
-            own_tools = self.toolbox.specs()
-            own_names = {spec.name for spec in own_tools}
-            offered = own_tools + [t for t in request.client_tools if t.name not in own_names]
-            model_request = ModelRequest(transcript, offered, options, request.format, request.think)
-            turn = _Round()
+            own = {spec.name: spec for spec in self.toolbox.specs()}
+            client = {t.name: t for t in request.client_tools if t.name not in own}
+            offered = [*own.values(), *client.values()]
+            model_request = ModelRequest(trim_history(transcript, budget, offered), offered, options,
+                                         request.format, request.think)
+            turn = _Round(hold=bool(own))
             async for model_event in self.provider.stream(model_request):
-                if turn.take(model_event):
-                    yield model_event
+                for out in turn.take(model_event):
+                    yield out
             usage = usage + turn.usage
-            server_calls = [c for c in turn.calls if c.name in own_names]
-            client_calls = [c for c in turn.calls if c.name not in own_names]
+            for out in turn.finish(set(own)):
+                yield out
+            plan = plan_calls(turn.calls, own, client)
             assistant = Message(role="assistant", content=turn.text, thinking=turn.thinking or None,
-                                tool_calls=turn.calls or None, internal=bool(server_calls) and not client_calls)
+                                tool_calls=plan.as_requested or None,
+                                internal=bool(plan.server) and not plan.client)
             transcript.append(assistant)
             added.append(assistant)
-            if server_calls:
-                async for event in self._run_tools(server_calls, transcript, added):
+            repeated = self._repeated(plan.server, repeats)
+            if repeated is not None:
+                plan.server = [checked if checked.call is not repeated else
+                               Checked(repeated, f"Error: not run again: {repeated.name!r} was already called "
+                                                 f"{self.max_repeated_calls - 1} times with these arguments.")
+                               for checked in plan.server]
+            if plan.server:
+                async for event in self._run_tools(plan.server, transcript, added):
                     yield event
-            if client_calls:
-                yield ClientToolCalls(client_calls)
-            if not server_calls or client_calls:
+            if repeated is not None:
+                why = (f"I stopped calling tools because {repeated.name!r} was requested with the same "
+                       f"arguments {self.max_repeated_calls} times (the agent's max_repeated_calls limit).")
+                async for event in self._wrap_up(transcript, added, options, request, why, usage, started,
+                                                 round_number):
+                    yield event
+                return
+            if plan.client:
+                yield ClientToolCalls(plan.client)
+            if not plan.server or plan.client:
                 yield RunFinished(turn.reason, _total(usage, started), added, round_number)
                 return
-        notice = (f"I stopped after {self.max_iterations} tool-calling rounds without reaching a final "
-                  "answer (the agent's max_iterations limit).")
+        why = (f"I stopped after {self.max_iterations} tool-calling rounds without reaching a final "
+               "answer (the agent's max_iterations limit).")
+        async for event in self._wrap_up(transcript, added, options, request, why, usage, started,
+                                         self.max_iterations):
+            yield event
+
+    def _repeated(self, calls: list[Checked], repeats: Counter[str]) -> ToolCall | None:
+        """The first call made ``max_repeated_calls`` times with the same arguments, if any."""
+        found = None
+        for checked in calls:
+            if checked.error is not None:
+                continue
+            key = checked.call.name + json.dumps(checked.call.arguments, sort_keys=True, default=str)
+            repeats[key] += 1
+            if repeats[key] >= self.max_repeated_calls and found is None:
+                found = checked.call
+        return found
+
+    async def _wrap_up(self, transcript: list[Message], added: list[Message], options: GenerationOptions,
+                       request: RunRequest, why: str, usage: Usage, started: int,
+                       rounds: int) -> AsyncIterator[AgentEvent]:
+        """One last round with no tools on offer: the model answers from what it has, then the
+        reason the loop stopped. The run ends with that answer (the best there is so far)."""
+        nudge = Message(role="user", content=f"[atoll] {why} Do not call any tool now. Answer my question as "
+                                             "well as you can with the information you already have.")
+        last = _Round(hold=False)
+        final_request = ModelRequest(trim_history([*transcript, nudge], self._budget(options)), [], options,
+                                     request.format, request.think)
+        async for model_event in self.provider.stream(final_request):
+            for out in last.take(model_event):
+                yield out
+        usage = usage + last.usage
+        notice = ("\n\n" if last.text.strip() else "") + why
         yield TextDelta(notice)
-        added.append(Message(role="assistant", content=notice))
-        yield RunFinished("stop", _total(usage, started), added, self.max_iterations)
+        added.append(Message(role="assistant", content=last.text + notice, thinking=last.thinking or None))
+        yield RunFinished("stop", _total(usage, started), added, rounds)
 
     async def _run_tools(
-        self, calls: list[ToolCall], transcript: list[Message], added: list[Message]
+        self, calls: list[Checked], transcript: list[Message], added: list[Message]
     ) -> AsyncIterator[AgentEvent]:
-        """Run independent calls concurrently; report each start and finish as it happens.
+        """Run independent calls concurrently; report each start and finish as it happens. A call
+        that failed its checks is not run: its error is its result.
 
         Plain asyncio tasks rather than a task group: an async generator must not yield inside a
         task group's scope, and if the consumer goes away (client disconnect) the ``finally``
         cancels whatever is still running.
         """
         sources = {spec.name: spec.source for spec in self.toolbox.specs()}
-        for call in calls:
-            yield ToolStarted(call, sources.get(call.name, ""))
-        tasks = [asyncio.ensure_future(self._call_tool(call)) for call in calls]
-        results: dict[str, ToolResult] = {}
+        for checked in calls:
+            yield ToolStarted(checked.call, sources.get(checked.call.name, "atoll"))
+        runnable = [c.call for c in calls if c.error is None]
+        results: dict[str, ToolResult] = {c.call.id: ToolResult(content=c.error, is_error=True, source="atoll")
+                                          for c in calls if c.error is not None}
+        for call in (c.call for c in calls if c.error is not None):
+            yield ToolFinished(call, results[call.id])
+        tasks = [asyncio.ensure_future(self._call_tool(call)) for call in runnable]
         try:
             for finished in asyncio.as_completed(tasks):
                 call, result = await finished
+                result.content = cut_result(result.content, self.max_tool_result_chars)
                 results[call.id] = result
                 yield ToolFinished(call, result)
         finally:
             for task in tasks:
                 task.cancel()
-        for call in calls:
+        for checked in calls:
+            call = checked.call
             message = Message(role="tool", content=results[call.id].content, tool_call_id=call.id,
                               tool_name=call.name, internal=True)
             transcript.append(message)

@@ -64,6 +64,8 @@ class AgentRuntime:
             self.provider, self.toolbox, system_prompt=llm.system_prompt,
             defaults=GenerationOptions(temperature=llm.temperature, top_p=llm.top_p, max_tokens=llm.max_tokens),
             max_iterations=config.agent.max_iterations, tool_timeout=config.agent.tool_timeout,
+            max_repeated_calls=config.agent.max_repeated_calls,
+            max_tool_result_chars=config.agent.max_tool_result_chars,
         )
         self.state: State = "starting"
         self.started_monotonic = time.monotonic()

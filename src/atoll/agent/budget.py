@@ -1,0 +1,53 @@
+"""Keeping what the model is sent within its context: tool results cut to a size, and the history
+trimmed oldest turns first (system prompt and the current turn always kept).
+
+Token counts are estimated (about four characters a token for English and JSON, rounded up): the
+loop has no tokenizer for every backend, and an estimate that errs long keeps the prompt inside.
+"""
+
+from __future__ import annotations
+
+import json
+
+from atoll.messages import Message, ToolSpec
+
+CHARS_PER_TOKEN = 3.5
+_PER_MESSAGE = 8  # role markers and separators a chat template adds
+
+
+def cut_result(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with a marker saying how much was cut."""
+    if limit <= 0 or len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return f"{text[:limit]}\n[… {cut} more characters cut by atoll (max_tool_result_chars = {limit})]"
+
+
+def estimate_tokens(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
+    chars = sum(len(m.content) + len(m.thinking or "") + _calls_chars(m) for m in messages)
+    chars += sum(len(json.dumps(t.parameters)) + len(t.name) + len(t.description) for t in tools or [])
+    return int(chars / CHARS_PER_TOKEN) + _PER_MESSAGE * len(messages)
+
+
+def _calls_chars(message: Message) -> int:
+    return sum(len(c.name) + len(json.dumps(c.arguments)) for c in message.tool_calls or [])
+
+
+def trim_history(messages: list[Message], budget: int, tools: list[ToolSpec] | None = None) -> list[Message]:
+    """Drop whole earlier turns (a user message and all that followed it), oldest first, until the
+    estimate fits ``budget`` tokens. System messages and the current turn (from the last user
+    message on) are kept even when they alone exceed the budget."""
+    if budget <= 0 or estimate_tokens(messages, tools) <= budget:
+        return list(messages)
+    system = [m for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    last_user = max((i for i, m in enumerate(rest) if m.role == "user"), default=0)
+    earlier, current = rest[:last_user], rest[last_user:]
+    turns: list[list[Message]] = []
+    for message in earlier:
+        if message.role == "user" or not turns:
+            turns.append([])
+        turns[-1].append(message)
+    while turns and estimate_tokens(system + [m for t in turns for m in t] + current, tools) > budget:
+        turns.pop(0)
+    return system + [m for t in turns for m in t] + current
