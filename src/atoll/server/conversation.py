@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-from atoll.agent.events import AgentEvent, RunFinished
+from atoll.agent.activity import choose_mode, render, strip_activity
+from atoll.agent.events import AgentEvent, RunFinished, ToolFinished
 from atoll.agent.loop import RunRequest
+from atoll.messages import TextDelta
 from atoll.sessions.manager import new_messages
 from atoll.subagents import bind_parent_session
 
@@ -16,7 +18,19 @@ if TYPE_CHECKING:
 
 
 async def converse(runtime: AgentRuntime, request: RunRequest, *, session_id: str | None,
-                   owner: str = "") -> AsyncIterator[AgentEvent]:
+                   owner: str = "", headers: Mapping[str, str] | None = None) -> AsyncIterator[AgentEvent]:
+    """The agent's events for this turn, with tool activity rendered into the text as the client
+    asked (``X-Atoll-Tool-Activity``, ``options.tool_activity``, ``[agent] show_tool_activity``)."""
+    mode = choose_mode(headers or {}, request.options.extra, runtime.config.agent.show_tool_activity)
+    request.messages = strip_activity(request.messages)
+    async for event in _converse(runtime, request, session_id=session_id, owner=owner):
+        yield event
+        if mode != "off" and isinstance(event, ToolFinished):
+            yield TextDelta(render(event, mode))
+
+
+async def _converse(runtime: AgentRuntime, request: RunRequest, *, session_id: str | None,
+                    owner: str) -> AsyncIterator[AgentEvent]:
     """The agent's events for this turn. With a session, the client may send only its new messages.
 
     Every event is shown to ``runtime.observe_event`` (token and tool metrics). The loop is closed

@@ -74,7 +74,8 @@ async def chat(request: Request) -> Response:
     run = RunRequest(messages_from_wire(body.messages), tools_from_wire(body.tools),
                      options_from_wire(body.options), body.format, body.think)
     session_id = request.headers.get("x-session-id") or body.session_id
-    events = converse(runtime, run, session_id=session_id, owner=caller(request))
+    events = converse(runtime, run, session_id=session_id, owner=caller(request),
+                      headers=request.headers)
     return await respond(request, ChunkEncoder(model), events, streaming=body.streaming, session_id=session_id)
 
 
@@ -100,7 +101,8 @@ async def generate(request: Request) -> Response:
                       or session_from_context(body.context) or uuid.uuid4().hex)
     encoder = ChunkEncoder(model, generate=True,
                            context=context_for_session(session_id) if session_id else None)
-    events = converse(runtime, run, session_id=session_id, owner=caller(request))
+    events = converse(runtime, run, session_id=session_id, owner=caller(request),
+                      headers=request.headers)
     return await respond(request, encoder, events, streaming=body.streaming, session_id=session_id)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
+from atoll.agent.activity import progress
 from atoll.agent.events import AgentEvent, ClientToolCalls, RunFinished
 from atoll.agent.loop import RunRequest
 from atoll.messages import TextDelta, ThinkingDelta, ToolCall
@@ -95,7 +96,7 @@ class _Encoder:
         return "tool_calls" if self.tool_calls else event.reason
 
     def chunks(self, event: AgentEvent) -> list[dict[str, Any]]:
-        """The stream chunks for one agent event (none for the agent's own tool progress)."""
+        """The stream chunks for one agent event."""
         if isinstance(event, TextDelta):
             self.content += event.text
             return [self.delta(content=event.text)]
@@ -108,7 +109,7 @@ class _Encoder:
             return [self.delta(tool_calls=_tool_calls(event.calls, first))]
         if isinstance(event, RunFinished):
             return self.closing(event)
-        return []
+        return [{**self.delta(), "atoll": progress(event)}]  # an extension field the openai SDK keeps
 
     def closing(self, event: RunFinished) -> list[dict[str, Any]]:
         """The finish chunk, then the usage chunk only when asked for (VS Code breaks on an
@@ -180,7 +181,8 @@ async def _respond(request: Request, runtime: AgentRuntime, run: RunRequest, enc
                    streaming: bool) -> Response:
     session_id = request.headers.get("x-session-id")
     headers = {"X-Session-ID": session_id} if session_id else None
-    events = converse(runtime, run, session_id=session_id, owner=caller(request))
+    events = converse(runtime, run, session_id=session_id, owner=caller(request),
+                      headers=request.headers)
     chunks = _encode(encoder, events, collected=not streaming)
     if streaming:
         return await stream_ndjson(chunks, headers=headers, encode=sse_event, media_type=SSE,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from atoll.agent.events import AgentEvent, ClientToolCalls, RunFinished, ToolFinished, ToolStarted
+from atoll.agent.activity import progress
+from atoll.agent.events import AgentEvent, ClientToolCalls, RunFinished
 from atoll.errors import RequestError
 from atoll.messages import GenerationOptions, Message, TextDelta, ThinkingDelta, ToolCall, ToolSpec, Usage
 from atoll.wire import WireMessage, WireTool, timestamp
@@ -101,15 +102,6 @@ def wire_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
             for i, c in enumerate(calls)]
 
 
-def _progress(event: ToolStarted | ToolFinished) -> dict[str, Any]:
-    if isinstance(event, ToolStarted):
-        return {"event": "tool_call", "id": event.call.id, "name": event.call.name,
-                "arguments": event.call.arguments, "source": event.source}
-    return {"event": "tool_result", "id": event.call.id, "name": event.call.name,
-            "is_error": event.result.is_error, "duration_ms": round(event.result.duration_s * 1000, 1),
-            "content": event.result.content[:2000]}
-
-
 @dataclass
 class ChunkEncoder:
     """Turns agent events into ``/api/chat`` or ``/api/generate`` chunks. One producer, two
@@ -140,7 +132,7 @@ class ChunkEncoder:
         if isinstance(event, ClientToolCalls):
             self.tool_calls.extend(event.calls)
             return None if self.collecting or self.generate else self._chunk(tool_calls=event.calls)
-        return None if self.collecting else self._chunk(atoll=_progress(event))
+        return None if self.collecting else self._chunk(atoll=progress(event))
 
     def final(self, event: RunFinished) -> dict[str, Any]:
         """The one ``done:true`` chunk; collecting, it carries the whole reply."""

@@ -1,0 +1,104 @@
+"""Tool activity visible in unmodified clients: Open WebUI's ``<details type="tool_calls">`` blocks,
+plain text, or nothing, chosen per agent and per request; structured on both dialects; and echoed
+blocks stripped from incoming history. A real agent server with a real MCP server."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
+
+pytestmark = pytest.mark.mcp
+
+REPO = Path(__file__).resolve().parents[2]
+EVERYTHING = REPO / ".mcp-servers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+#: What Open WebUI 0.12.4's backend sends to an Ollama server (aiohttp's default User-Agent).
+OPEN_WEBUI_AGENT = "Python/3.11 aiohttp/3.14.5"
+SUM = '/tool get-sum {"a": 2, "b": 40}'
+
+if not EVERYTHING.exists():
+    pytest.skip("MCP servers not installed: run `make mcp-servers` (make test does)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
+    folder = tmp_path_factory.mktemp("activity-agent")
+    extra = f'[mcp_servers.everything]\ncommand = "node"\nargs = ["{EVERYTHING}", "stdio"]\n'
+    with run_agent_server(write_agent(folder, scripted_agent_toml("shown", extra=extra)), cwd=folder,
+                          timeout=40) as server:
+        yield server
+
+
+def chat(server: AgentServer, text: str, *, headers: dict[str, str] | None = None,
+         options: dict[str, Any] | None = None, history: list[dict[str, Any]] | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"model": "shown", "stream": False,
+                            "messages": [*(history or []), {"role": "user", "content": text}]}
+    if options:
+        body["options"] = options
+    return httpx.post(server.url + "/api/chat", json=body, headers=headers or {}, timeout=30)
+
+
+def blocks(content: str) -> list[dict[str, str]]:
+    """Parsed the way Open WebUI's markdown extension does: ``<details…>\\n`` + summary, attributes
+    by ``(\\w+)="(.*?)"``, values HTML-unescaped."""
+    found = re.findall(r'<details( type="tool_calls"[^>]*)>\n<summary>(.*?)</summary>\n</details>', content)
+    return [{**{k: html.unescape(v) for k, v in re.findall(r'(\w+)="(.*?)"', attrs)}, "summary": summary}
+            for attrs, summary in found]
+
+
+def test_open_webui_gets_one_collapsed_block_per_call_before_the_answer(agent: AgentServer) -> None:
+    reply = chat(agent, SUM, headers={"User-Agent": OPEN_WEBUI_AGENT})
+    assert reply.status_code == 200, reply.text
+    content = reply.json()["message"]["content"]
+    [block] = blocks(content)
+    assert block["type"] == "tool_calls" and block["done"] == "true" and block["name"] == "get-sum"
+    assert json.loads(block["arguments"]) == {"a": 2, "b": 40}
+    assert "42" in json.loads(block["result"]) and block["summary"] == "Tool Executed"
+    assert block["id"].startswith("call_")
+    before, _, after = content.partition("</details>")
+    assert after.strip().startswith("Tool results: get-sum=")  # the answer comes after the block
+
+
+def test_ollama_python_and_openai_sdk_get_clean_content_and_structured_activity(agent: AgentServer) -> None:
+    reply = ollama.Client(host=agent.url).chat(model="shown", messages=[{"role": "user", "content": SUM}])
+    assert "<details" not in reply.message.content and reply.message.content.startswith("Tool results:")
+
+    client = openai.OpenAI(base_url=agent.url + "/v1", api_key="unused")
+    stream = client.chat.completions.create(model="shown", stream=True,
+                                            messages=[{"role": "user", "content": SUM}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "<details" not in text and text.startswith("Tool results: get-sum=")
+    activity = [c.model_extra["atoll"] for c in chunks if c.model_extra and "atoll" in c.model_extra]
+    assert [a["event"] for a in activity] == ["tool_call", "tool_result"]
+    assert activity[0]["name"] == "get-sum" and activity[0]["arguments"] == {"a": 2, "b": 40}
+
+
+def test_the_request_chooses_the_mode(agent: AgentServer) -> None:
+    as_text = chat(agent, SUM, headers={"X-Atoll-Tool-Activity": "text"}).json()["message"]["content"]
+    assert as_text.startswith('\n> 🔧 get-sum {"a": 2, "b": 40} → ') and "<details" not in as_text
+    by_option = chat(agent, SUM, options={"tool_activity": "details"}).json()["message"]["content"]
+    assert len(blocks(by_option)) == 1
+    off = chat(agent, SUM, headers={"User-Agent": OPEN_WEBUI_AGENT, "X-Atoll-Tool-Activity": "off"})
+    assert "<details" not in off.json()["message"]["content"]
+    bad = chat(agent, SUM, headers={"X-Atoll-Tool-Activity": "loud"})
+    assert bad.status_code == 400 and "X-Atoll-Tool-Activity" in bad.json()["error"]
+
+
+def test_echoed_blocks_never_reach_the_model(agent: AgentServer) -> None:
+    first = chat(agent, SUM, headers={"User-Agent": OPEN_WEBUI_AGENT}).json()["message"]["content"]
+    assert blocks(first)
+    history = [{"role": "user", "content": SUM}, {"role": "assistant", "content": first}]
+    seen = chat(agent, "/history", history=history, headers={"User-Agent": OPEN_WEBUI_AGENT})
+    content = seen.json()["message"]["content"]
+    assert "details" not in content and "assistant:Tool results: get-sum=" in content
