@@ -53,6 +53,8 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("ATOLL_HOME", None, "Directory for atoll's own state (default ~/.atoll)."),
         EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management API requires "
                "(overrides admin_token in deployment_servers.json)."),
+        EnvVar("ATOLL_DEPLOY_AGENT_KEY", None, "Set by the deployment server for each agent it runs: a key "
+               "it reaches the agent with (dashboard), accepted besides [server] api_keys when those are set."),
     )
 }
 

@@ -14,7 +14,9 @@ from starlette.responses import JSONResponse
 from atoll.deploy import api, front_door, passthrough
 from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.middleware import AdminToken, DeployMiddleware
+from atoll.deploy.middleware import DeployMiddleware
+from atoll.deploy.ui import api as dashboard_api
+from atoll.deploy.ui import pages
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(ctx: DeployContext) -> Starlette:
-    routes = [*api.routes(), *front_door.routes(), *passthrough.routes()]
-    guard = Middleware(DeployMiddleware, token=AdminToken(ctx.config.admin_token), stats=ctx.stats,
-                       routes=routes)
+    routes = [*dashboard_api.routes(), *api.routes(), *front_door.routes(), *passthrough.routes(),
+              *pages.routes()]
+    guard = Middleware(DeployMiddleware, token=ctx.admin_token, stats=ctx.stats, routes=routes,
+                       dashboard=ctx.dashboard)
     app = Starlette(
         routes=routes,
         middleware=[guard],

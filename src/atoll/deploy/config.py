@@ -86,6 +86,8 @@ class DeploymentConfig(BaseModel):
     healthy_reset_after: float = Field(default=30.0, gt=0)
     log_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     log_backups: int = Field(default=3, ge=0)
+    #: Seconds between the dashboard's metrics samples of each running agent (an hour of them is kept).
+    sample_interval: float = Field(default=10.0, ge=1)
     #: Extra environment variable names passed to agents (on top of the built-in allow-list).
     pass_env: list[str] = Field(default_factory=list)
 

@@ -9,10 +9,14 @@ from pathlib import Path
 import httpx
 from starlette.requests import Request
 
+from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.config import DeploymentConfig, RemoteServer
 from atoll.deploy.deploy_zip import Deployer
-from atoll.deploy.middleware import RequestStats
+from atoll.deploy.middleware import AdminToken, RequestStats
 from atoll.deploy.supervisor import Supervisor
+from atoll.deploy.ui.events import StateFeed
+from atoll.deploy.ui.samples import Sampler
+from atoll.deploy.ui.signin import DashboardSessions
 
 #: No read timeout on relayed generations: the agent's own request_timeout bounds them.
 PROXY_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=30.0, pool=None)
@@ -25,10 +29,20 @@ class DeployContext:
     config: DeploymentConfig
     logs_dir: Path
     client: httpx.AsyncClient
+    sampler: Sampler
+    agent_keys: AgentKeys
+    feed: StateFeed = field(default_factory=StateFeed)
+    dashboard: DashboardSessions = field(default_factory=DashboardSessions)
+    #: Session ids the chat playground opened, per agent (newest last, bounded).
+    playground_sessions: dict[str, list[str]] = field(default_factory=dict)
     #: Model name -> the remote whose front door listed it.
     remote_index: dict[str, RemoteServer] = field(default_factory=dict)
     stats: RequestStats = field(default_factory=RequestStats)
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def admin_token(self) -> AdminToken:
+        return AdminToken(self.config.admin_token)
 
 
 def context_of(request: Request) -> DeployContext:

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atoll.deploy.ui.signin import DashboardSessions, cookie_value, is_public, same_origin_problem
 from atoll.logs import request_context
 
 access_log = logging.getLogger("atoll.access")
@@ -33,9 +34,10 @@ UNMATCHED = "<unmatched>"
 
 
 def needs_admin_token(method: str, path: str) -> bool:
-    """Management endpoints need the token; ``GET /health`` and the front door (``/``, ``/api/``,
-    ``/v1/`` and the per-agent ``/agent/{name}/``) do not: agents check the caller's credentials."""
-    if path == "/" or path.startswith(("/api/", "/v1/", "/agent/")):
+    """Management endpoints need the token; ``GET /health``, the front door (``/``, ``/api/``, ``/v1/``
+    and the per-agent ``/agent/{name}/``: agents check the caller's credentials) and the dashboard's
+    page and sign-in (which checks the token itself) do not."""
+    if path == "/" or path.startswith(("/api/", "/v1/", "/agent/")) or is_public(method, path):
         return False
     return not (path == "/health" and method in ("GET", "HEAD"))
 
@@ -92,9 +94,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 class DeployMiddleware:
     def __init__(self, app: ASGIApp, *, token: AdminToken, stats: RequestStats,
-                 routes: Sequence[BaseRoute]) -> None:
+                 routes: Sequence[BaseRoute], dashboard: DashboardSessions) -> None:
         self.app = app
         self.token = token
+        self.dashboard = dashboard
         self.stats = stats
         self.routes = routes
 
@@ -122,13 +125,27 @@ class DeployMiddleware:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.token.enabled and needs_admin_token(scope["method"], scope["path"]):
-            problem = self.token.problem(_header(scope, b"authorization"))
-            if problem is not None:
-                refusal = JSONResponse({"detail": problem, "error_code": "UNAUTHORIZED"}, status_code=401,
-                                       headers={"WWW-Authenticate": "Bearer"})
+            refusal = self._refusal(scope)
+            if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> JSONResponse | None:
+        """None when the request carries the admin token, or the dashboard's cookie from the
+        dashboard's own origin; else the 401 (or 403 for the cookie from elsewhere)."""
+        authorization = _header(scope, b"authorization")
+        session = cookie_value(scope)
+        if authorization is None and self.dashboard.valid(session):
+            problem = same_origin_problem(scope)
+            if problem is None:
+                return None
+            return JSONResponse({"detail": problem, "error_code": "FORBIDDEN_ORIGIN"}, status_code=403)
+        problem = self.token.problem(authorization)
+        if problem is None:
+            return None
+        return JSONResponse({"detail": problem, "error_code": "UNAUTHORIZED"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
 
     def _record(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
         method, route = scope["method"], route_template(scope, self.routes)

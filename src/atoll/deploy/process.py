@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from atoll.deploy.agent_keys import AGENT_KEY_ENV, AgentKeys
 from atoll.deploy.discover import AgentSpec
 from atoll.deploy.logs import RotatingLog, log_paths
 
@@ -28,7 +29,7 @@ ALLOWED_ENV = (
 ALLOWED_PREFIXES = ("ATOLL_", "OLLAMA_", "OPENAI_", "LC_")
 ALLOWED_SUFFIXES = ("_API_KEY",)
 #: Never passed on, although the prefix would allow it: an agent has no business with the admin token.
-WITHHELD_ENV = frozenset({"ATOLL_ADMIN_TOKEN"})
+WITHHELD_ENV = frozenset({"ATOLL_ADMIN_TOKEN", AGENT_KEY_ENV})
 
 CommandFor = Callable[[AgentSpec, int], list[str]]
 
@@ -148,8 +149,10 @@ class ProcessFactory:
         log_max_bytes: int = 5 * 1024 * 1024,
         log_backups: int = 3,
         env_base: dict[str, str] | None = None,
+        agent_keys: AgentKeys | None = None,
     ) -> None:
         self.logs_dir = logs_dir
+        self.agent_keys = agent_keys
         self.command_for = command_for
         self.pass_env = tuple(pass_env)
         self.log_max_bytes = log_max_bytes
@@ -161,12 +164,15 @@ class ProcessFactory:
             stream: RotatingLog(path, max_bytes=self.log_max_bytes, backups=self.log_backups)
             for stream, path in log_paths(self.logs_dir, spec.name).items()
         }
+        env = child_env(spec, self.pass_env, self.env_base)
+        if self.agent_keys is not None:
+            env[AGENT_KEY_ENV] = self.agent_keys.key_for(spec.name)
         try:
             # A plain Popen (fork/exec takes milliseconds) keeps exit watching on our pidfd.
             popen = subprocess.Popen(  # noqa: ASYNC220
                 self.command_for(spec, port),
                 cwd=spec.folder,
-                env=child_env(spec, self.pass_env, self.env_base),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -80,6 +80,8 @@ class RunnerDeps:
     rand: Callable[[], float] = random.random
     wall: Callable[[], datetime] = _utcnow
     log_tail: Callable[[str, int], list[str]] = field(default=lambda name, lines: [])
+    #: Told of every state change (agent name, new state): the dashboard's live stream.
+    on_state: Callable[[str, str], None] = field(default=lambda name, state: None)
 
 
 class AgentRunner:
@@ -138,20 +140,21 @@ class AgentRunner:
         self._set(STARTING)
         self._task = asyncio.create_task(self._lifecycle(), name=f"agent:{self.spec.name}")
 
-    async def stop(self) -> None:
-        """SIGTERM the process group, wait ``timeouts.stop``, then SIGKILL; no descendant survives."""
+    async def stop(self, *, restarting: bool = False) -> None:
+        """SIGTERM the process group, wait ``timeouts.stop``, then SIGKILL; no descendant survives.
+        ``restarting``: a restart by hand follows, so the agent shows ``restarting``, not ``stopped``."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         if self.proc is not None:
-            self._set(STOPPING)
+            self._set(RESTARTING if restarting else STOPPING)
             await self._terminate(self.proc)
             self._record_exit(self.proc)
             self.proc = None
         self._running_since = None
-        self._set(STOPPED)
+        self._set(RESTARTING if restarting else STOPPED)
 
     async def wait_for(self, states: frozenset[str] | set[str]) -> str:
         """Wait until the state is one of ``states``; returns the state reached. Callers bound it."""
@@ -292,5 +295,6 @@ class AgentRunner:
         self.state = state
         self.history.append((self.deps.clock(), state))
         logger.info("agent %s -> %s", self.spec.name, state)
+        self.deps.on_state(self.spec.name, state)
         self._changed.set()
         self._changed = asyncio.Event()

@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 
 from atoll.config import atoll_home
+from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.app import create_app, make_client
 from atoll.deploy.config import DeploymentConfig, ensure_safe_exposure, state_path
 from atoll.deploy.context import DeployContext
@@ -29,6 +30,8 @@ from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import CommandFor, ProcessFactory, agent_command
 from atoll.deploy.runner import RunnerDeps
 from atoll.deploy.supervisor import Supervisor, SupervisorSettings
+from atoll.deploy.ui.events import StateFeed
+from atoll.deploy.ui.samples import Sampler
 from atoll.deploy.venvs import venv_python
 from atoll.net import bind_tcp
 
@@ -83,6 +86,9 @@ class DeploymentServer:
     deployer: Deployer
     client: httpx.AsyncClient
     discovery: Discovery
+    agent_keys: AgentKeys
+    feed: StateFeed
+    sampler: Sampler
 
     @classmethod
     def build(cls, config: DeploymentConfig, agents_dir: Path, *, command_for: CommandFor | None = None,
@@ -91,13 +97,14 @@ class DeploymentServer:
         home = home or atoll_home()
         logs_dir, venv_root = home / "logs", home / "venvs"
         client = make_client()
+        agent_keys, feed = AgentKeys(), StateFeed()
 
         def command(spec: AgentSpec, port: int) -> list[str]:
             return agent_command(spec, port, venv_python(venv_root, spec.folder))
 
         factory = ProcessFactory(logs_dir, command_for=command_for or command, pass_env=config.pass_env,
                                  log_max_bytes=config.log_max_bytes, log_backups=config.log_backups,
-                                 env_base=env_base)
+                                 env_base=env_base, agent_keys=agent_keys)
 
         async def probe(port: int) -> bool:
             try:
@@ -109,7 +116,7 @@ class DeploymentServer:
         def log_tail(name: str, lines: int) -> list[str]:
             return tail(log_paths(logs_dir, name)["stderr"], lines)
 
-        deps = RunnerDeps(spawn=factory, probe=probe, log_tail=log_tail)
+        deps = RunnerDeps(spawn=factory, probe=probe, log_tail=log_tail, on_state=feed.publish)
         ports = PortAllocator(config.base_port, reserved={config.api_port})
         supervisor = Supervisor(deps, ports, settings_from(config), max_agents=config.max_agents)
         found = discover(agents_dir)
@@ -124,10 +131,12 @@ class DeploymentServer:
             if checksum:
                 supervisor.checksums[spec.name] = checksum
         deployer = Deployer(supervisor, agents_dir, venv_root)
-        return cls(config, agents_dir, logs_dir, supervisor, deployer, client, found)
+        sampler = Sampler(supervisor, client, agent_keys, interval=config.sample_interval)
+        return cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler)
 
     def context(self) -> DeployContext:
-        return DeployContext(self.supervisor, self.deployer, self.config, self.logs_dir, self.client)
+        return DeployContext(self.supervisor, self.deployer, self.config, self.logs_dir, self.client,
+                             sampler=self.sampler, agent_keys=self.agent_keys, feed=self.feed)
 
     async def run(self, stop: asyncio.Event, *, on_ready: Callable[[str], Awaitable[None]] | None = None,
                   sock: socket.socket | None = None) -> None:
@@ -141,6 +150,7 @@ class DeploymentServer:
         if not self.config.loopback_only:
             logger.warning("listening on %s beyond loopback: the front door passes requests through, so "
                            "agents without [server] api_keys are open to anyone who can reach it", url)
+        sampling = asyncio.create_task(self.sampler.run(stop), name="dashboard-samples")
         try:
             self._write_state(url)
             await self.supervisor.start_all()
@@ -148,6 +158,10 @@ class DeploymentServer:
                 await on_ready(url)
             await stop.wait()
         finally:
+            self.feed.close()
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
             server.should_exit = True
             await self.supervisor.stop_all()
             with contextlib.suppress(Exception):

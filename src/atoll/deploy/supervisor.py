@@ -109,7 +109,7 @@ class Supervisor:
 
     async def restart(self, name: str, *, wait: bool = True) -> AgentRunner:
         async with self.command(name) as runner:
-            await runner.stop()
+            await runner.stop(restarting=True)
             runner.start()
             if wait:
                 await self.settle(runner)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atoll.config import env
 from atoll.errors import AtollError, PayloadTooLarge, RateLimited, Unauthorized
 from atoll.server.errors import error_response, openai_error_response
 from atoll.server.openai_wire import openai_error_body
@@ -50,8 +51,11 @@ def key_fingerprint(key: str) -> str:
 class ApiKeys:
     """The configured keys; ``owner`` checks a request's ``Authorization`` header in constant time."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], deployment_key: str | None = None) -> None:
         self._keys = [(key.encode(), key_fingerprint(key)) for key in keys if key]
+        # The deployment server's own key for this agent counts only where keys are required at all.
+        if self._keys and deployment_key:
+            self._keys.append((deployment_key.encode(), key_fingerprint(deployment_key)))
 
     @property
     def enabled(self) -> bool:
@@ -205,7 +209,7 @@ def _too_large(limit: int) -> str:
 class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: ServerSection) -> None:
         self.app = app
-        self.keys = ApiKeys(settings.api_keys)
+        self.keys = ApiKeys(settings.api_keys, env("ATOLL_DEPLOY_AGENT_KEY"))
         self.rate = RequestRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_window_s) \
             if settings.rate_limit_per_minute else None
         self.concurrency = ConcurrencyLimiter(settings.max_concurrent_generations) \

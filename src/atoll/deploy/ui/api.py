@@ -1,0 +1,231 @@
+"""The management routes the dashboard adds: a live stream of agent states, and per agent its
+configuration (secrets redacted), tools, sessions, metrics samples and a chat playground.
+
+They sit in the management API (``/agents/...``), so the same admin token or dashboard cookie,
+origin and Host checks, limits and metrics apply. Calls to an agent carry the per-agent credential
+the deployment server holds (``deploy/agent_keys.py``); it is never sent to the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from atoll.config import load_agent_file
+from atoll.deploy.context import DeployContext, context_of
+from atoll.deploy.errors import BadRequest, ManagementError, limited
+from atoll.deploy.front_door import _relay as relay
+from atoll.deploy.runner import RUNNING, UNHEALTHY, AgentRunner
+from atoll.deploy.supervisor import describe
+from atoll.errors import ConfigError
+
+#: Seconds between full snapshots on the live stream (uptimes, rates) when no state changes.
+SNAPSHOT_EVERY = 2.0
+MAX_CHAT_BODY = 256 * 1024
+#: Keys whose values never reach the page (matched anywhere in the key, case-insensitively).
+SECRET_KEY = re.compile(r"key|token|secret|password|passwd|authorization|credential|cookie|env|headers", re.I)
+REDACTED = "[redacted]"
+
+
+def _row(ctx: DeployContext, runner: AgentRunner, state: str | None = None) -> dict[str, Any]:
+    row = describe(runner, ctx.supervisor.checksums.get(runner.spec.name))
+    row.pop("log_tail", None)
+    if state is not None:
+        row["status"] = state
+    row["auto_start"] = runner.spec.auto_start
+    row.update(ctx.sampler.summary(runner.spec.name))
+    return row
+
+
+def snapshot(ctx: DeployContext) -> dict[str, Any]:
+    sup = ctx.supervisor
+    return {"agents": [_row(ctx, r) for _, r in sorted(sup.runners.items())],
+            "problems": [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]}
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def events(request: Request) -> Response:
+    """``text/event-stream``: ``snapshot`` (every agent) at once and every few seconds, and one
+    ``agent`` event per state change, in order."""
+    ctx = context_of(request)
+    ctx.feed.check_room()
+
+    async def stream() -> AsyncIterator[bytes]:
+        with ctx.feed.subscribe() as queue:
+            yield _sse("snapshot", snapshot(ctx))
+            while True:
+                try:
+                    change = await asyncio.wait_for(queue.get(), SNAPSHOT_EVERY)
+                except TimeoutError:
+                    yield _sse("snapshot", snapshot(ctx))
+                    continue
+                if change is None:
+                    return
+                name, state = change
+                runner = ctx.supervisor.runners.get(name)
+                if runner is not None:
+                    yield _sse("agent", _row(ctx, runner, state))
+                else:
+                    yield _sse("snapshot", snapshot(ctx))
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def redact(value: Any, key: str = "") -> Any:
+    if key and SECRET_KEY.search(key) and value not in (None, "", [], {}):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+async def agent_config(request: Request) -> JSONResponse:
+    ctx = context_of(request)
+    runner = ctx.supervisor.get(request.path_params["name"])
+    try:
+        config = load_agent_file(runner.spec.agent_file)
+    except ConfigError as exc:
+        raise ManagementError(f"the agent's configuration cannot be read: {exc}", error_code="INVALID_CONFIG",
+                              status=409) from exc
+    return JSONResponse({"name": runner.spec.name, "file": str(runner.spec.agent_file),
+                         "config": redact(config.model_dump(mode="json"))})
+
+
+def _running(ctx: DeployContext, name: str) -> AgentRunner:
+    runner = ctx.supervisor.get(name)
+    if runner.state not in (RUNNING, UNHEALTHY):
+        raise ManagementError(f"agent {name} is not running (state: {runner.state})",
+                              error_code="AGENT_NOT_RUNNING", status=409)
+    return runner
+
+
+async def _ask_agent(ctx: DeployContext, name: str, method: str, path: str) -> httpx.Response:
+    runner = _running(ctx, name)
+    try:
+        return await ctx.client.request(method, f"http://127.0.0.1:{runner.port}{path}",
+                                        headers=ctx.agent_keys.headers(name), timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
+                              error_code="AGENT_UNREACHABLE", status=502) from exc
+
+
+def _relayed_json(response: httpx.Response) -> JSONResponse:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500]}
+    return JSONResponse(body, status_code=response.status_code)
+
+
+async def agent_tools(request: Request) -> JSONResponse:
+    ctx = context_of(request)
+    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "GET", "/atoll/tools"))
+
+
+async def agent_sessions(request: Request) -> JSONResponse:
+    """The agent's sessions as its ``/api/sessions`` lists them, with the playground's own sessions
+    (those this server opened) for agents whose listing gives only a count."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    response = await _ask_agent(ctx, name, "GET", "/api/sessions")
+    if response.status_code != 200:
+        return _relayed_json(response)
+    body = response.json()
+    if not isinstance(body.get("sessions"), list):
+        body["sessions"] = [{"id": sid} for sid in reversed(ctx.playground_sessions.get(name, []))]
+    return JSONResponse(body)
+
+
+def _session_path(request: Request) -> str:
+    session_id = request.path_params["session_id"]
+    if not re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", session_id):
+        raise BadRequest("invalid session id")
+    return "/api/sessions/" + quote(session_id, safe="")
+
+
+async def agent_session(request: Request) -> Response:
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    response = await _ask_agent(ctx, name, request.method, _session_path(request))
+    if request.method == "DELETE" and response.status_code in (200, 204, 404):
+        known = ctx.playground_sessions.get(name, [])
+        if request.path_params["session_id"] in known:
+            known.remove(request.path_params["session_id"])
+        if response.status_code != 404:
+            return Response(status_code=204)
+    return _relayed_json(response)
+
+
+async def agent_samples(request: Request) -> JSONResponse:
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    ctx.supervisor.get(name)
+    return JSONResponse({"name": name, **ctx.sampler.series(name)})
+
+
+#: Playground sessions remembered per agent (for agents whose session listing is only a count).
+MAX_PLAYGROUND_SESSIONS = 50
+
+
+async def agent_chat(request: Request) -> Response:
+    """``{"message": "...", "session_id": "..."}`` -> the agent's ``/api/chat`` NDJSON stream, relayed
+    as it comes, tool calls and results (``atoll`` progress chunks) included."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    try:
+        body = json.loads(await limited(request, MAX_CHAT_BODY).body() or b"{}")
+    except ValueError as exc:
+        raise BadRequest("expected a JSON body {\"message\": ..., \"session_id\": ...}") from exc
+    message = body.get("message") if isinstance(body, dict) else None
+    session_id = body.get("session_id") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        raise BadRequest("missing 'message' (the text to send)")
+    if not isinstance(session_id, str) or not re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", session_id):
+        raise BadRequest("'session_id' must be 1-128 letters, digits or ._:-")
+    runner = _running(ctx, name)
+    request.scope.setdefault("state", {})["model"] = name
+    headers = {**ctx.agent_keys.headers(name), "X-Session-ID": session_id, "Content-Type": "application/json",
+               "X-Request-ID": request.scope.get("state", {}).get("request_id", "")}
+    payload = {"model": name, "messages": [{"role": "user", "content": message}], "stream": True}
+    upstream = ctx.client.build_request("POST", f"http://127.0.0.1:{runner.port}/api/chat",
+                                        content=json.dumps(payload).encode(), headers=headers)
+    try:
+        response = await ctx.client.send(upstream, stream=True)
+    except httpx.HTTPError as exc:
+        raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
+                              error_code="AGENT_UNREACHABLE", status=502) from exc
+    known = ctx.playground_sessions.setdefault(name, [])
+    if session_id not in known:
+        known.append(session_id)
+        del known[:-MAX_PLAYGROUND_SESSIONS]
+    return StreamingResponse(relay(response), status_code=response.status_code,
+                             media_type=response.headers.get("content-type", "application/x-ndjson"),
+                             background=BackgroundTask(response.aclose))
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/agents/events", events),
+        Route("/agents/{name}/config", agent_config),
+        Route("/agents/{name}/tools", agent_tools),
+        Route("/agents/{name}/sessions", agent_sessions),
+        Route("/agents/{name}/sessions/{session_id}", agent_session, methods=["GET", "DELETE"]),
+        Route("/agents/{name}/samples", agent_samples),
+        Route("/agents/{name}/chat", agent_chat, methods=["POST"]),
+    ]
