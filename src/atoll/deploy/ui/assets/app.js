@@ -387,7 +387,7 @@ async function loadSessions() {
 async function openSession(id) {
   try {
     const data = await api(`/agents/${enc(state.agent)}/sessions/${enc(id)}`);
-    $("transcript").replaceChildren(h("h2", {}, `Session ${id}`), ...data.messages.map(renderMessage));
+    $("transcript").replaceChildren(h("h2", {}, `Session ${id}`), ...data.messages.flatMap(renderMessage));
   } catch (err) { toast(err.message); }
 }
 
