@@ -73,6 +73,9 @@ def _client(request: Request) -> str:
 async def sign_in(request: Request) -> JSONResponse:
     """``{"token": "<admin token>"}`` -> the session cookie. Same origin only; failures are throttled."""
     ctx = context_of(request)
+    if not ctx.admin_token.enabled:
+        raise ManagementError("this server has no admin token, so there is nothing to sign in with: the "
+                              "management API is open (loopback only)", error_code="NO_ADMIN_TOKEN", status=409)
     problem = same_origin_problem(request.scope)
     if problem is not None:
         raise ManagementError(problem, error_code="FORBIDDEN_ORIGIN", status=403)
