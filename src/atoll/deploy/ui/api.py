@@ -24,7 +24,7 @@ from starlette.routing import Route
 from atoll.config import load_agent_file
 from atoll.deploy.context import DeployContext, context_of
 from atoll.deploy.errors import BadRequest, ManagementError, limited
-from atoll.deploy.front_door import _relay as relay
+from atoll.deploy.relay import _relay as relay
 from atoll.deploy.runner import RUNNING, UNHEALTHY, AgentRunner
 from atoll.deploy.supervisor import describe
 from atoll.errors import ConfigError
