@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: install mcp-servers test-clients open-webui browser serve test lint check bench clean
+.PHONY: install mcp-servers test-clients open-webui browser redis serve test lint check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ open-webui:
 browser:
 	bash scripts/install-browser.sh
 
+# redis-server (Debian package) for the session-store tests; the suite runs its own on a free port.
+redis:
+	bash scripts/install-redis.sh
+
 serve: install
 	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
 
@@ -47,7 +51,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: install mcp-servers test-clients open-webui browser lint
+test: install mcp-servers test-clients open-webui browser redis lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test

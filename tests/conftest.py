@@ -17,7 +17,7 @@ def _isolated_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     for name in ("OLLAMA_HOST", "ATOLL_LLM_PROVIDER", "ATOLL_LLM_MODEL", "ATOLL_LLM_BASE_URL",
-                 "ATOLL_API_KEYS", "ATOLL_OLLAMA_CONFIG", "ATOLL_HOME"):
+                 "ATOLL_API_KEYS", "ATOLL_OLLAMA_CONFIG", "ATOLL_HOME", "ATOLL_SESSION_URL"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -51,6 +51,8 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("ATOLL_OLLAMA_CONFIG", None, "Path of the Ollama config file "
                "(default ~/.ollama_server/.ollama_config.json)."),
         EnvVar("ATOLL_HOME", None, "Directory for atoll's own state (default ~/.atoll)."),
+        EnvVar("ATOLL_SESSION_URL", None, "Redis URL (redis://HOST:PORT/DB) for sessions: agents whose file "
+               "sets no session_store keep their sessions there; also the session_url of session_store = \"redis\"."),
         EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management API requires "
                "(overrides admin_token in deployment_servers.json)."),
         EnvVar("ATOLL_DEPLOY_AGENT_KEY", None, "Set by the deployment server for each agent it runs: a key "
@@ -212,9 +214,14 @@ class SubAgentConfig(_Section):
     enabled: bool = True
 
 
+_REDIS_URL = re.compile(r"(rediss?|unix)://")
+
+
 class ServerSection(_Section):
     session_timeout_minutes: float = Field(default=30.0, gt=0)
-    session_store: Literal["sqlite", "memory"] = "sqlite"
+    session_store: Literal["sqlite", "memory", "redis"] = "sqlite"
+    #: Redis for ``session_store = "redis"`` (``redis://[:PASSWORD@]HOST:PORT/DB``, ``rediss://`` for TLS).
+    session_url: str | None = None
     #: SQLite file for sessions, relative to the agent file; unset: $ATOLL_HOME/sessions/<agent>.db
     #: (see atoll.sessions.paths), so sessions outlive a redeploy of the agent's folder.
     session_db: str | None = None
@@ -231,6 +238,13 @@ class ServerSection(_Section):
     #: The window ``rate_limit_per_minute`` counts over (60 s; shorter windows are for tests).
     rate_limit_window_s: float = Field(default=60.0, gt=0)
     max_concurrent_generations: int | None = Field(default=None, gt=0)
+
+    @field_validator("session_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not _REDIS_URL.match(value):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
 
 
 class DeploymentSection(_Section):
@@ -486,6 +500,16 @@ def load_agent_config(path: Path | None, *, cwd: Path | None = None) -> AgentCon
     if mcp_json.is_file():
         for name, server in load_mcp_json(mcp_json).items():
             config.mcp_servers.setdefault(name, server)
+    session_url = env("ATOLL_SESSION_URL")
+    if session_url and "session_store" not in config.server.model_fields_set:
+        config.server.session_store = "redis"
+    if config.server.session_store == "redis" and not config.server.session_url:
+        if not session_url:
+            raise ConfigError('session_store = "redis" needs session_url (or ATOLL_SESSION_URL)',
+                              path=str(config.source) if config.source else None, field="server.session_url")
+        if not _REDIS_URL.match(session_url):
+            raise ConfigError("must be a redis://, rediss:// or unix:// URL", field="ATOLL_SESSION_URL")
+        config.server.session_url = session_url
     keys = env("ATOLL_API_KEYS")
     if keys and not config.server.api_keys:
         config.server.api_keys = [k.strip() for k in keys.split(",") if k.strip()]

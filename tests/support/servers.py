@@ -32,7 +32,8 @@ def server_env(**extra: str) -> dict[str, str]:
     isolated home so no user config file leaks into a test."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    for name in ("OLLAMA_HOST", "ATOLL_LLM_PROVIDER", "ATOLL_LLM_MODEL", "ATOLL_LLM_BASE_URL", "ATOLL_API_KEYS"):
+    for name in ("OLLAMA_HOST", "ATOLL_LLM_PROVIDER", "ATOLL_LLM_MODEL", "ATOLL_LLM_BASE_URL", "ATOLL_API_KEYS",
+                 "ATOLL_SESSION_URL"):
         env.pop(name, None)
     env.update(extra)
     return env

@@ -6,12 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING
 
-from atoll.errors import NotFound
+from atoll.errors import ConfigError, NotFound
 from atoll.messages import Message
-from atoll.sessions.store import SessionRecord, SessionStore
+from atoll.sessions.store import SessionRecord, SessionStore, SharedStore
 
 if TYPE_CHECKING:
     from atoll.config import AgentConfig
@@ -20,10 +20,20 @@ logger = logging.getLogger(__name__)
 
 
 def open_store(config: AgentConfig) -> SessionStore:
-    if config.server.session_store == "memory":
+    server = config.server
+    if server.session_store == "memory":
         from atoll.sessions.memory import MemoryStore
 
         return MemoryStore()
+    if server.session_store == "redis":
+        from atoll.sessions.redis import RedisStore
+
+        if not server.session_url:
+            raise ConfigError('session_store = "redis" needs session_url (or ATOLL_SESSION_URL)',
+                              path=str(config.source) if config.source else None, field="server.session_url")
+        timeout_s = server.session_timeout_minutes * 60
+        return RedisStore(server.session_url, config.agent.name, keep_s=2 * timeout_s + 60,
+                          wait_timeout_s=server.request_timeout)
     from atoll.sessions.paths import session_file
     from atoll.sessions.sqlite import SqliteStore
 
@@ -78,6 +88,13 @@ class SessionManager:
     def _lock(self, session_id: str) -> asyncio.Lock:
         return self._locks.setdefault(session_id, asyncio.Lock())
 
+    def _shared_lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        """The lock other processes honour too (after the local one, so a process queues its own
+        turns in memory and only one of them waits on the store)."""
+        if isinstance(self.store, SharedStore):
+            return self.store.lock(session_id)
+        return nullcontext()
+
     async def _live(self, session_id: str, owner: str) -> SessionRecord | None:
         """The session if it exists, has not expired, and belongs to ``owner``.
 
@@ -101,7 +118,7 @@ class SessionManager:
         The caller appends to ``record.messages``; what it appended is saved even when the request
         fails or the client goes away, so a retry continues from the same transcript.
         """
-        async with self._lock(session_id):
+        async with self._lock(session_id), self._shared_lock(session_id):
             record = await self._live(session_id, owner)
             if record is None:
                 now = time.time()
@@ -121,7 +138,7 @@ class SessionManager:
     async def delete(self, session_id: str, owner: str = "") -> None:
         """Waits for a turn in progress on the session, so its save cannot bring the session back.
         The lock itself is left for :meth:`cleanup` to drop: another request may be queued on it."""
-        async with self._lock(session_id):
+        async with self._lock(session_id), self._shared_lock(session_id):
             await self.get(session_id, owner)
             await self.store.delete(session_id)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from atoll.messages import Message
 
@@ -34,3 +35,10 @@ class SessionStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """A store several processes use at once (Redis): it serialises turns on a session itself."""
+
+    def lock(self, session_id: str) -> AbstractAsyncContextManager[None]: ...

@@ -1,0 +1,159 @@
+"""Sessions in Redis, so any replica or process of an agent continues any conversation.
+
+Layout (``P`` = ``atoll:<agent name>:``, so agents can share one database)::
+
+    P session:<id>   a JSON document {owner, created, updated, messages}, with a TTL well past expiry
+    P sessions       a sorted set of session ids scored by ``updated`` (counting and expiry)
+    P lock:<id>      the cross-process lock one turn holds (redis-py's Lock: SET NX PX + Lua release)
+
+Expiry follows the session manager exactly as with SQLite: a session last updated longer than the
+timeout ago is gone. The key's own TTL (twice the timeout plus a minute) only bounds memory when no
+server is left running to clean up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from pydantic import TypeAdapter
+from redis.asyncio.lock import Lock
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from atoll.errors import AtollError, NotReady
+from atoll.messages import Message
+from atoll.sessions.store import SessionRecord
+
+logger = logging.getLogger(__name__)
+
+_MESSAGES = TypeAdapter(list[Message])
+
+#: Removes the sessions of the index scored below ARGV[1], and their documents, in one atomic step.
+_DELETE_BEFORE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+for _, id in ipairs(ids) do
+    redis.call('DEL', ARGV[2] .. id)
+    redis.call('ZREM', KEYS[1], id)
+end
+return #ids
+"""
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+
+
+class SessionBusy(AtollError):
+    """Another turn on the session held it for longer than a request may wait."""
+
+    status = 409
+
+
+class RedisStore:
+    def __init__(self, url: str, namespace: str, *, keep_s: float, lock_timeout_s: float = 30.0,
+                 wait_timeout_s: float = 600.0) -> None:
+        self.url = redacted(url)
+        self._client: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        self._prefix = f"atoll:{namespace}:"
+        self._index = self._prefix + "sessions"
+        self._keep_ms = max(1, int(keep_s * 1000))
+        self._lock_timeout_s = lock_timeout_s
+        self._wait_timeout_s = wait_timeout_s
+        self._delete_before = self._client.register_script(_DELETE_BEFORE)
+
+    def _key(self, session_id: str) -> str:
+        return f"{self._prefix}session:{session_id}"
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Redis being down is a 503 naming the store (never its password), not a traceback."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise NotReady(f"session store {self.url} is unreachable: {exc}") from exc
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        with self._reachable():
+            raw = await self._client.get(self._key(session_id))
+        if raw is None:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        return SessionRecord(session_id, _MESSAGES.validate_python(data["messages"]), data["owner"],
+                             data["created"], data["updated"])
+
+    async def put(self, record: SessionRecord) -> None:
+        payload = json.dumps({
+            "owner": record.owner, "created": record.created, "updated": record.updated,
+            "messages": [m.model_dump(exclude_none=True) for m in record.messages],
+        })
+        with self._reachable():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(record.id), payload, px=self._keep_ms)
+                pipe.zadd(self._index, {record.id: record.updated})
+                await pipe.execute()
+
+    async def delete(self, session_id: str) -> bool:
+        with self._reachable():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key(session_id))
+                pipe.zrem(self._index, session_id)
+                deleted, _ = await pipe.execute()
+        return int(deleted) > 0
+
+    async def count_since(self, cutoff: float) -> int:
+        with self._reachable():
+            return int(await self._client.zcount(self._index, cutoff, "+inf"))
+
+    async def delete_before(self, cutoff: float) -> int:
+        with self._reachable():
+            return int(await self._delete_before(keys=[self._index], args=[repr(cutoff), self._prefix + "session:"]))
+
+    @asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the session across every process sharing this Redis for one turn.
+
+        The lock expires ``lock_timeout_s`` after its holder dies; while the holder lives a task
+        renews it, so a long turn keeps it. A waiter gives up after ``wait_timeout_s`` with a 409.
+        """
+        lock = Lock(self._client, f"{self._prefix}lock:{session_id}", timeout=self._lock_timeout_s,
+                    sleep=0.02, blocking_timeout=self._wait_timeout_s, thread_local=False)
+        with self._reachable():
+            acquired = await lock.acquire()
+        if not acquired:
+            raise SessionBusy(f"session '{session_id}' is busy with another turn; try again later")
+        renewer = asyncio.create_task(self._keep_alive(lock, session_id))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with suppress(asyncio.CancelledError):
+                await renewer
+            with suppress(LockError, RedisConnectionError, RedisTimeoutError):
+                await lock.release()
+
+    async def _keep_alive(self, lock: Lock, session_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._lock_timeout_s / 3)
+            try:
+                await lock.reacquire()
+            except (LockError, RedisConnectionError, RedisTimeoutError) as exc:
+                logger.warning("lost the lock on session %s: %s", session_id, exc)
+                return
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
