@@ -36,11 +36,11 @@ async def test_a_dead_holders_lock_runs_out(redis_url: str) -> None:
 
 async def test_a_long_turn_keeps_its_lock_and_a_waiter_gives_up_with_409(redis_url: str) -> None:
     ns = namespace()
-    holder = RedisStore(redis_url, ns, keep_s=60, lock_timeout_s=0.3)
-    waiter = RedisStore(redis_url, ns, keep_s=60, lock_timeout_s=0.3, wait_timeout_s=1.2)
+    holder = RedisStore(redis_url, ns, keep_s=60, lock_timeout_s=1.5)
+    waiter = RedisStore(redis_url, ns, keep_s=60, lock_timeout_s=1.5, wait_timeout_s=4.5)
     try:
         async with holder.lock("s"):
-            # the turn outlasts the lock's timeout four times over; renewal keeps it held
+            # the turn outlasts the lock's timeout three times over; renewal keeps it held
             with pytest.raises(SessionBusy) as busy:
                 async with waiter.lock("s"):
                     pass
