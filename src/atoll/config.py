@@ -295,6 +295,11 @@ def _describe_error(err: Any) -> str:
     return f"{loc}: {err['msg']}{shown}"
 
 
+def describe_errors(exc: ValidationError) -> str:
+    """Every validation error at once, one after another: ``field: problem; field: problem``."""
+    return "; ".join(_describe_error(err) for err in exc.errors())
+
+
 def read_document(path: Path) -> dict[str, Any]:
     """Parse a TOML or JSON file into a dict, turning syntax errors into ``ConfigError``."""
     try:
@@ -342,9 +347,7 @@ def load_agent_file(path: Path) -> AgentConfig:
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(_describe_error(first) + more, path=str(path)) from exc
+        raise ConfigError(describe_errors(exc), path=str(path)) from exc
     config.source = path
     _warn_unknown_keys(config, path)
     return config

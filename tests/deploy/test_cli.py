@@ -121,6 +121,14 @@ def test_bad_config_file_exits_2_naming_file_and_field(tmp_path: Path, atoll_hom
     assert str(config) in done.stderr and "base_port" in done.stderr
 
 
+def test_every_deployment_config_error_is_shown_at_once(tmp_path: Path, atoll_home: Path) -> None:
+    _write_config(atoll_home, {"base_port": "lots", "api_port": 0, "max_restarts": "many"})
+    done = subprocess.run([sys.executable, "-m", "atoll"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**child_env(), "ATOLL_HOME": str(atoll_home)}, timeout=60, check=False)
+    assert done.returncode == 2
+    assert all(field in done.stderr for field in ("base_port", "api_port", "max_restarts")), done.stderr
+
+
 def test_status_without_a_server_says_so(tmp_path: Path, atoll_home: Path) -> None:
     port = free_base_port()
     done = subprocess.run([sys.executable, "-m", "atoll", "status", "--url", f"http://127.0.0.1:{port}"],

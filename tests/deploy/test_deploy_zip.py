@@ -90,9 +90,12 @@ async def test_deploy_that_does_not_start_rolls_back(tmp_path: Path) -> None:
         # Valid config, but its provider cannot be imported: the server exits at start.
         failing = AGENT_TOML.format(name="keeper").replace("tests.support.scripted:ScriptedProvider",
                                                            "no_such_module:Nothing")
-        run.runner("keeper").guard.max_restarts = 0
         response = await post(run, package({"agent.toml": failing, "README.md": "bad"}))
-        assert response.status_code == 500 and response.json()["error_code"] == "DEPLOY_FAILED"
+        # The agent exits with the configuration-error code: a 400 with its own message, no restarts.
+        assert response.status_code == 400 and response.json()["error_code"] == "INVALID_CONFIG"
+        detail = response.json()["detail"]
+        assert "cannot import provider 'no_such_module:Nothing'" in detail and "not restarted" in detail
+        assert "previous version is running again" in detail
         assert (agents / "keeper" / "README.md").read_text() == "v1"
         await _until_running(run, "keeper")
 

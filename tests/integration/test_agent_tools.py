@@ -112,6 +112,11 @@ def test_direct_tool_use(tool_agent: AgentServer) -> None:
     assert bad.status_code == 400 and "get-sum" in bad.json()["error"]
     missing = httpx.post(tool_agent.url + "/atoll/tools/no-such-tool", json={"arguments": {}})
     assert missing.status_code == 404
+    # the arguments sent as the body itself: say which shape the body must have
+    flat = httpx.post(tool_agent.url + "/atoll/tools/get_current_time", json={"timezone": "UTC"})
+    assert flat.status_code == 400
+    assert flat.json()["error"].startswith('the body must be {"arguments": {...}}')
+    assert '{"arguments": {"timezone": ...}}' in flat.json()["error"]
 
 
 def test_shutdown_leaves_no_mcp_child_process(tmp_path: Path) -> None:

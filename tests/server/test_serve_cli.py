@@ -55,6 +55,15 @@ def test_invalid_config_names_file_and_field_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_every_config_error_is_shown_at_once(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, '[agent]\nname = "x"\nmax_iterations = "ten"\n[llm]\ntemperature = "hot"\n')
+    result = run_cli(["--port", "0", "--agent", str(agent)], tmp_path)
+    assert result.returncode == 2
+    assert "agent.max_iterations" in result.stderr and "'ten'" in result.stderr
+    assert "llm.temperature" in result.stderr and "'hot'" in result.stderr
+    assert "more)" not in result.stderr
+
+
 def test_unknown_provider_names_file_and_field_exit_2(tmp_path: Path) -> None:
     agent = write_agent(tmp_path, '[agent]\nname = "x"\n[llm]\nprovider = "gpt-magic"\n')
     result = run_cli(["--port", "0", "--agent", str(agent)], tmp_path)

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atoll.config import ENV_VARS, atoll_home, expand_vars, read_document
+from atoll.config import ENV_VARS, atoll_home, describe_errors, expand_vars, read_document
 from atoll.errors import ConfigError
 from atoll.net import is_loopback
 
@@ -129,9 +129,7 @@ def load_deployment_config(path: Path | None = None) -> DeploymentConfig:
     try:
         config = DeploymentConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(part) for part in err["loc"])
-        raise ConfigError(err["msg"], path=str(path), field=field) from exc
+        raise ConfigError(describe_errors(exc), path=str(path)) from exc
     for key in config.model_extra or {}:
         logger.warning("%s: unknown key %s ignored", path, key)
     return with_env_overrides(config)

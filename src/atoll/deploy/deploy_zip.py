@@ -139,6 +139,7 @@ class Deployer:
         runner = self.supervisor.runners[spec.name]
         reason = runner.error or f"state {runner.state}"
         tail = runner.log_tail
+        config_error = runner.config_error
         await runner.stop()
         failed = self.agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +153,8 @@ class Deployer:
             self.supervisor.replace_spec(old)
             self.supervisor.runners[spec.name].start()
         kept = "the previous version is running again" if previous else "nothing was kept"
+        if config_error:
+            raise BadRequest(f"{reason}; {kept}", error_code="INVALID_CONFIG")
         raise ManagementError(f"deployed agent did not start ({reason}); {kept}. Log tail: {tail[-5:]}",
                               error_code="DEPLOY_FAILED", status=500)
 

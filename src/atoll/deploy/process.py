@@ -32,6 +32,8 @@ ALLOWED_SUFFIXES = ("_API_KEY",)
 WITHHELD_ENV = frozenset({"ATOLL_ADMIN_TOKEN", AGENT_KEY_ENV})
 
 CommandFor = Callable[[AgentSpec, int], list[str]]
+#: Seconds between exit checks where ``os.pidfd_open`` is missing (it is Linux-only).
+EXIT_POLL_INTERVAL = 0.1
 
 
 def agent_command(spec: AgentSpec, port: int, python: str | None = None) -> list[str]:
@@ -61,7 +63,8 @@ class AgentProcess:
         self.pid = popen.pid
         self._loop = asyncio.get_running_loop()
         self._exited: asyncio.Future[int] = self._loop.create_future()
-        self._open = 0
+        self._drains: list[Callable[[], None]] = []
+        self._poller: asyncio.Task[None] | None = None
         for stream, log in logs.items():
             pipe = getattr(popen, stream)
             self._pump(pipe, log)
@@ -78,23 +81,38 @@ class AgentProcess:
         fd = pipe.fileno()
         os.set_blocking(fd, False)
 
-        def on_readable() -> None:
+        def on_readable() -> bool:
+            """Copy what the pipe holds into the log; False once it is closed."""
+            if pipe.closed:
+                return False
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
-                return
+                return True
             except OSError:
                 data = b""
             if data:
                 log.write(data)
-                return
+                return True
             self._loop.remove_reader(fd)
             pipe.close()
             log.close()
+            return False
 
+        def drain() -> None:
+            """What the process wrote before it exited reaches the log before anyone reads it."""
+            for _ in range(64):  # bounded: a descendant may still be writing into the same pipe
+                if not on_readable():
+                    return
+
+        self._drains.append(drain)
         self._loop.add_reader(fd, on_readable)
 
     def _watch_exit(self) -> None:
+        """Learn of the exit from a pidfd (Linux), else by polling (macOS and other platforms)."""
+        if not hasattr(os, "pidfd_open"):
+            self._poller = self._loop.create_task(self._poll_exit())
+            return
         pidfd = os.pidfd_open(self.pid)
 
         def on_exit() -> None:
@@ -104,8 +122,15 @@ class AgentProcess:
 
         self._loop.add_reader(pidfd, on_exit)
 
+    async def _poll_exit(self) -> None:
+        while self.popen.poll() is None:  # noqa: ASYNC110 - no event exists to wait on without pidfd_open
+            await asyncio.sleep(EXIT_POLL_INTERVAL)
+        self._reap()
+
     def _reap(self) -> None:
         code = self.popen.wait()
+        for drain in self._drains:
+            drain()
         if not self._exited.done():
             self._exited.set_result(code)
 

@@ -36,6 +36,9 @@ STARTING, RUNNING, UNHEALTHY, RESTARTING, FAILED, STOPPED, STOPPING = (
     "starting", "running", "unhealthy", "restarting", "failed", "stopped", "stopping",
 )
 SETTLED = frozenset({RUNNING, FAILED, STOPPED})
+#: The exit code of an agent whose configuration is invalid (``atoll --server`` exits 2): restarting
+#: cannot help, so the runner gives up at once with the agent's own error line.
+CONFIG_ERROR_EXIT = 2
 
 
 class ChildProcess(Protocol):
@@ -173,6 +176,9 @@ class AgentRunner:
         try:
             while True:
                 reason = await self._run_once()
+                if self.last_exit_code == CONFIG_ERROR_EXIT:
+                    self._give_up(self._config_error(reason), restartable=False)
+                    return
                 if not self.restart_on_failure or not self.guard.allow(self.deps.clock()):
                     self._give_up(reason)
                     return
@@ -279,8 +285,19 @@ class AgentRunner:
         if not ok:
             self.health_failures += 1
 
-    def _give_up(self, reason: str) -> None:
-        if self.restart_on_failure:
+    @property
+    def config_error(self) -> bool:
+        """True when the agent stopped because its configuration is invalid (not restarted)."""
+        return self.state == FAILED and self.last_exit_code == CONFIG_ERROR_EXIT
+
+    def _config_error(self, reason: str) -> str:
+        """The agent's own ``error: ...`` line from its log, else ``reason``."""
+        lines = self.deps.log_tail(self.spec.name, 20)
+        said = next((line.split("error: ", 1)[1].strip() for line in reversed(lines) if "error: " in line), None)
+        return f"configuration error, not restarted (exit code {CONFIG_ERROR_EXIT}): {said or reason}"
+
+    def _give_up(self, reason: str, *, restartable: bool = True) -> None:
+        if self.restart_on_failure and restartable:
             self.error = f"{reason}; gave up after {self.guard.max_restarts} restarts " \
                          f"within {self.guard.window:g}s"
         else:

@@ -94,10 +94,10 @@ class Supervisor:
     # ---- commands --------------------------------------------------------------------------------
 
     async def start(self, name: str, *, wait: bool = True) -> AgentRunner:
+        """Idempotent, as :meth:`stop` is: starting an agent that is already up (or starting up)
+        answers with its state instead of a conflict."""
         async with self.command(name) as runner:
-            if runner.active:
-                raise Conflict(f"Agent already running: {name}", error_code="AGENT_ALREADY_RUNNING")
-            runner.start()
+            runner.start()  # a no-op while its lifecycle runs
             if wait:
                 await self.settle(runner)
             return runner
@@ -161,7 +161,6 @@ def describe(runner: AgentRunner, checksum: str | None = None) -> dict[str, Any]
         "port": runner.port,
         "pid": proc.pid if proc is not None and proc.returncode is None else None,
         "restarts": runner.restarts,
-        "restart_count": runner.restarts,
         "uptime_s": round(uptime, 3) if uptime is not None else None,
         "start_time": runner.started_at.isoformat() if runner.started_at else None,
         "last_health_check": runner.last_health_check.isoformat() if runner.last_health_check else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -64,8 +65,18 @@ async def list_tools(runtime: AgentRuntime = Depends(runtime_of)) -> dict[str, A
 
 
 class ToolInvocation(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def shape_problem(self, tool: str) -> str | None:
+        """The likely mistake of sending the arguments themselves as the body."""
+        stray = sorted(self.model_extra or {})
+        if not stray or "arguments" in self.model_fields_set:
+            return None
+        keys = ", ".join(json.dumps(k) for k in stray)
+        inner = ", ".join(f"{json.dumps(k)}: ..." for k in stray)
+        return (f'the body must be {{"arguments": {{...}}}}, with the tool\'s arguments inside: got the '
+                f'top-level key(s) {keys}; send {{"arguments": {{{inner}}}}} to call \'{tool}\' with them')
 
 
 @router.post("/atoll/tools/{name}")
@@ -75,6 +86,9 @@ async def call_tool(name: str, request: Request, runtime: AgentRuntime = Depends
     if spec is None:
         raise NotFound(f"tool '{name}' not found")
     body = await read_body(request, ToolInvocation, allow_empty=True)
+    problem = body.shape_problem(name)
+    if problem:
+        raise RequestError(problem)
     try:
         jsonschema.validate(body.arguments, spec.parameters)
     except jsonschema.ValidationError as exc:
