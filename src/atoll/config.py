@@ -128,6 +128,10 @@ class AgentSection(_Section):
     max_tool_result_chars: int = Field(default=20_000, ge=100)
     #: How tool calls show in the reply text: "auto" (Open WebUI gets "details", others "off").
     show_tool_activity: Literal["auto", "details", "text", "off"] = "auto"
+    #: Tool-name globs that need a person's approval, whatever server or child agent offers them.
+    require_approval: list[str] = Field(default_factory=list)
+    #: Seconds a pending approval waits for its answer.
+    approval_timeout: float = Field(default=600.0, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -169,6 +173,8 @@ class McpServerConfig(_Section):
     timeout: float = Field(default=30.0, gt=0)
     enabled: bool = True
     description: str = ""
+    #: ``true`` (every tool of this server) or tool-name globs that need a person's approval.
+    require_approval: bool | list[str] = False
 
     @model_validator(mode="before")
     @classmethod
@@ -212,6 +218,8 @@ class SubAgentConfig(_Section):
     model: str | None = None
     timeout: float = Field(default=120.0, gt=0)
     enabled: bool = True
+    #: ``true``: every call to this child agent needs a person's approval (or tool-name globs).
+    require_approval: bool | list[str] = False
 
 
 _REDIS_URL = re.compile(r"(rediss?|unix)://")

@@ -42,6 +42,8 @@ class Message(BaseModel):
     #: True for the agent's own tool-calling turns (calls to MCP tools and their results), which the
     #: client never sees; sessions keep them, and history matching skips them.
     internal: bool = False
+    #: An approval asked for (on the question) or decided (on the tool result): id, tool, decision, who.
+    approval: dict[str, Any] | None = None
 
 
 class ToolSpec(BaseModel):

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from atoll.agent.events import ToolFinished, ToolStarted
+from atoll.agent.events import ApprovalRequested, ToolFinished, ToolStarted
 from atoll.errors import RequestError
 from atoll.messages import Message
 
@@ -91,11 +91,23 @@ def strip_activity(messages: list[Message]) -> list[Message]:
     return cleaned
 
 
-def progress(event: ToolStarted | ToolFinished) -> dict[str, Any]:
+def progress(event: ToolStarted | ToolFinished | ApprovalRequested) -> dict[str, Any]:
     """Tool activity as structured data: the ``atoll`` field of native chunks and ``/v1`` chunks."""
+    if isinstance(event, ApprovalRequested):
+        return {"event": "approval_required", "approval_id": event.approval_id, "id": event.call.id,
+                "name": event.call.name, "arguments": event.call.arguments}
     if isinstance(event, ToolStarted):
         return {"event": "tool_call", "id": event.call.id, "name": event.call.name,
                 "arguments": event.call.arguments, "source": event.source}
     return {"event": "tool_result", "id": event.call.id, "name": event.call.name,
             "is_error": event.result.is_error, "duration_ms": round(event.result.duration_s * 1000, 1),
             "content": event.result.content[:2000]}
+
+
+def is_background_task(messages: list[Message]) -> bool:
+    """Open WebUI's own housekeeping requests (chat title, tags, follow-up questions, search
+    queries, image prompts): one user message built from its ``### Task:`` templates around the
+    ``<chat_history>``. They must never run tools or ask for approvals."""
+    last = messages[-1] if messages else None
+    return (last is not None and last.role == "user" and last.content.lstrip().startswith("### Task:")
+            and "<chat_history>" in last.content)

@@ -20,6 +20,14 @@ class ToolFinished:
 
 
 @dataclass
+class ApprovalRequested:
+    """The turn stops here: ``call`` waits for a person to approve it (``approval_id``)."""
+
+    approval_id: str
+    call: ToolCall
+
+
+@dataclass
 class ClientToolCalls:
     """Calls to tools the HTTP client offered: returned to the client to run (Ollama semantics)."""
 
@@ -35,4 +43,5 @@ class RunFinished:
     rounds: int = 1
 
 
-AgentEvent = TextDelta | ThinkingDelta | ToolStarted | ToolFinished | ClientToolCalls | RunFinished
+AgentEvent = (TextDelta | ThinkingDelta | ToolStarted | ToolFinished | ApprovalRequested | ClientToolCalls
+              | RunFinished)

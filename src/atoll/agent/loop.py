@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from atoll.agent.approvals import Approvals, Pending, drop_questions, find_pending, is_yes, question
 from atoll.agent.arguments import Checked, plan_calls
 from atoll.agent.budget import cut_result, trim_history
-from atoll.agent.events import AgentEvent, ClientToolCalls, RunFinished, ToolFinished, ToolStarted
+from atoll.agent.events import (
+    AgentEvent,
+    ApprovalRequested,
+    ClientToolCalls,
+    RunFinished,
+    ToolFinished,
+    ToolStarted,
+)
 from atoll.agent.textcalls import TRIGGERS, find_text_calls, hold_from
 from atoll.messages import (
     DoneReason,
@@ -51,6 +59,10 @@ class RunRequest:
     options: GenerationOptions = field(default_factory=GenerationOptions)
     format: ResponseFormat = None
     think: bool | str | None = None
+    #: Who asks (the API key, or "" without keys): approvals are bound to it.
+    owner: str = ""
+    #: A client's housekeeping request (Open WebUI's title, tags, follow-ups): no agent tools.
+    background: bool = False
 
 
 @dataclass
@@ -129,6 +141,7 @@ class AgentRunner:
         tool_timeout: float = 60.0,
         max_repeated_calls: int = 3,
         max_tool_result_chars: int = 20_000,
+        approvals: Approvals | None = None,
     ) -> None:
         self.provider = provider
         self.toolbox = toolbox
@@ -138,6 +151,7 @@ class AgentRunner:
         self.tool_timeout = tool_timeout
         self.max_repeated_calls = max_repeated_calls
         self.max_tool_result_chars = max_tool_result_chars
+        self.approvals = approvals if approvals is not None and approvals.rules else None
 
     def _prompt(self, messages: list[Message]) -> list[Message]:
         if self.system_prompt:
@@ -153,14 +167,23 @@ class AgentRunner:
     async def run(self, request: RunRequest) -> AsyncGenerator[AgentEvent, None]:
         """Yield text as it streams, tool progress, and exactly one final ``RunFinished``."""
         started = time.perf_counter_ns()
-        transcript = self._prompt(request.messages)
+        transcript = self._prompt(drop_questions(request.messages))
         added: list[Message] = []
         usage = Usage()
         options = request.options.merged_over(self.defaults)
         budget = self._budget(options)
         repeats: Counter[str] = Counter()
+        found = None
+        if self.approvals is not None and not request.background:
+            found = find_pending(self.approvals, request.messages, request.owner)
+        if found is not None:
+            pending, at = found
+            transcript = [*self._prompt(drop_questions(request.messages[:at])), *pending.round]
+            added.extend(pending.round)
+            async for event in self._decided(pending, request.messages[-1].content, transcript, added):
+                yield event
         for round_number in range(1, self.max_iterations + 1):
-            own = {spec.name: spec for spec in self.toolbox.specs()}
+            own = {} if request.background else {spec.name: spec for spec in self.toolbox.specs()}
             client = {t.name: t for t in request.client_tools if t.name not in own}
             offered = [*own.values(), *client.values()]
             model_request = ModelRequest(trim_history(transcript, budget, offered), offered, options,
@@ -184,6 +207,12 @@ class AgentRunner:
                                Checked(repeated, f"Error: not run again: {repeated.name!r} was already called "
                                                  f"{self.max_repeated_calls - 1} times with these arguments.")
                                for checked in plan.server]
+            gated = self._gated(plan.server, own)
+            if gated:
+                async for event in self._ask(gated, plan.server, turn, transcript, added, request):
+                    yield event
+                yield RunFinished(turn.reason, _total(usage, started), added, round_number)
+                return
             if plan.server:
                 async for event in self._run_tools(plan.server, transcript, added):
                     yield event
@@ -204,6 +233,61 @@ class AgentRunner:
         async for event in self._wrap_up(transcript, added, options, request, why, usage, started,
                                          self.max_iterations):
             yield event
+
+    def _gated(self, calls: list[Checked], own: dict[str, ToolSpec]) -> list[Checked]:
+        """The calls that wait for a person's approval."""
+        if self.approvals is None:
+            return []
+        rules = self.approvals.rules
+        return [c for c in calls if c.error is None and c.call.name in own and rules.needs(own[c.call.name])]
+
+    async def _ask(self, gated: list[Checked], calls: list[Checked], turn: _Round, transcript: list[Message],
+                   added: list[Message], request: RunRequest) -> AsyncIterator[AgentEvent]:
+        """End the turn with a question: the first gated call waits for approval (with the round it
+        belongs to); the other calls run, except further gated ones, which the model may ask again."""
+        assert self.approvals is not None
+        first = gated[0]
+        round_messages = [added.pop()]  # the assistant's calls: kept with the approval, not in the session yet
+        others = [c if not any(c is g for g in gated) else
+                  Checked(c.call, "Not run: another call is waiting for the user's approval; call this one "
+                                  "again afterwards if it is still needed.")
+                  for c in calls if c is not first]
+        if others:
+            async for event in self._run_tools(others, transcript, round_messages):
+                yield event
+        pending = self.approvals.open(request.owner, first.call, round_messages)
+        text = question(pending)
+        yield TextDelta(("\n\n" if turn.text.strip() else "") + text)
+        yield ApprovalRequested(pending.id, first.call)
+        added.append(Message(role="assistant", content=text, approval={
+            "id": pending.id, "tool": first.call.name, "arguments": first.call.arguments, "state": "pending"}))
+
+    async def _decided(self, pending: Pending, reply: str, transcript: list[Message],
+                       added: list[Message]) -> AsyncIterator[AgentEvent]:
+        """Apply the decision (the user's reply, unless the API decided first): run the call once,
+        or tell the model it was refused. A decision sent again gets the recorded outcome."""
+        assert self.approvals is not None
+        if pending.state == "pending":
+            self.approvals.decide(pending, is_yes(reply), by="chat")
+        call = pending.call
+        record = {"id": pending.id, "tool": call.name, "decision": pending.state, "by": pending.decided_by,
+                  "reason": pending.reason or None}
+        if pending.result is None and pending.state == "approved":
+            async for event in self._run_tools([Checked(call)], transcript, added):
+                yield event
+            pending.result = ToolResult(content=transcript[-1].content)
+            transcript[-1].approval = record
+            return
+        if pending.result is None:
+            why = f" ({pending.reason})" if pending.reason else ""
+            pending.result = ToolResult(content=f"The user declined this call{why}; it was not run. Do not call "
+                                                "it again unless they ask; answer without it.", is_error=True)
+        yield ToolStarted(call, "atoll")
+        yield ToolFinished(call, pending.result)
+        message = Message(role="tool", content=pending.result.content, tool_call_id=call.id, tool_name=call.name,
+                          internal=True, approval=record)
+        transcript.append(message)
+        added.append(message)
 
     def _repeated(self, calls: list[Checked], repeats: Counter[str]) -> ToolCall | None:
         """The first call made ``max_repeated_calls`` times with the same arguments, if any."""

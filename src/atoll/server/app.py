@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from atoll._version import __version__
 from atoll.server import (
+    routes_approvals,
     routes_atoll,
     routes_embed,
     routes_manage,
@@ -68,7 +69,8 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.router.routes[:0] = routes_ollama.plain_routes
-    for module in (routes_ollama, routes_embed, routes_manage, routes_openai, routes_sessions, routes_atoll):
+    for module in (routes_ollama, routes_embed, routes_manage, routes_openai, routes_sessions, routes_atoll,
+                   routes_approvals):
         app.include_router(module.router)
     install_security(app, runtime.config.server)
     app.add_middleware(

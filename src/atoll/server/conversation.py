@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-from atoll.agent.activity import choose_mode, render, strip_activity
+from atoll.agent.activity import choose_mode, is_background_task, render, strip_activity
 from atoll.agent.events import AgentEvent, RunFinished, ToolFinished
 from atoll.agent.loop import RunRequest
 from atoll.messages import TextDelta
@@ -23,6 +23,7 @@ async def converse(runtime: AgentRuntime, request: RunRequest, *, session_id: st
     asked (``X-Atoll-Tool-Activity``, ``options.tool_activity``, ``[agent] show_tool_activity``)."""
     mode = choose_mode(headers or {}, request.options.extra, runtime.config.agent.show_tool_activity)
     request.messages = strip_activity(request.messages)
+    request.owner, request.background = owner, is_background_task(request.messages)
     async for event in _converse(runtime, request, session_id=session_id, owner=owner):
         yield event
         if mode != "off" and isinstance(event, ToolFinished):

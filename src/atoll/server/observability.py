@@ -64,6 +64,8 @@ class ServerMetrics:
                                ["server", "state"], registry=registry)
         self.mcp_tools = Gauge("atoll_mcp_server_tools", "Tools each MCP server offers.", ["server"],
                                registry=registry)
+        self.approvals = Gauge("atoll_approvals", "Tool approvals since start: requested, approved, denied, expired.",
+                               ["state"], registry=registry)
         self.mcp_restarts = Gauge("atoll_mcp_server_restarts", "Times each MCP server was restarted.", ["server"],
                                   registry=registry)
         Info("atoll_agent", "The agent this server runs.", registry=registry).info({
@@ -92,6 +94,9 @@ class ServerMetrics:
         """Read the gauges that describe the present, just before a scrape."""
         self.sessions.set(await self.runtime.sessions.active_count())
         self.generations.set(self.runtime.active_generations)
+        self.runtime.approvals.listing("")  # drops expired approvals, so they are counted
+        for state in ("requested", "approved", "denied", "expired"):
+            self.approvals.labels(state).set(self.runtime.approvals.counts[state])
         self.mcp_state.clear()
         for name, status in self.runtime.toolbox.status().items():
             if str(status.get("kind", "")).startswith("agent"):

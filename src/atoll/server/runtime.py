@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from atoll.agent.approvals import ApprovalRules, Approvals
 from atoll.agent.events import AgentEvent
 from atoll.agent.loop import AgentRunner
 from atoll.config import AgentConfig
@@ -51,6 +52,12 @@ def build_toolbox(config: AgentConfig) -> Toolbox:
     return CompositeToolbox(*parts)
 
 
+def approval_rules(config: AgentConfig) -> ApprovalRules:
+    by_source: dict[str, bool | list[str]] = {name: s.require_approval for name, s in config.mcp_servers.items()}
+    by_source.update({f"agent:{name}": s.require_approval for name, s in config.sub_agents.items()})
+    return ApprovalRules(by_source, list(config.agent.require_approval))
+
+
 class AgentRuntime:
     def __init__(self, config: AgentConfig, *, provider: Provider | None = None,
                  toolbox: Toolbox | None = None) -> None:
@@ -59,6 +66,7 @@ class AgentRuntime:
         self.provider = provider or create_provider(config.llm)
         self.toolbox = toolbox or build_toolbox(config)
         self.sessions = SessionManager(open_store(config), config.server.session_timeout_minutes)
+        self.approvals = Approvals(approval_rules(config), config.agent.approval_timeout)
         llm = config.llm
         self.runner = AgentRunner(
             self.provider, self.toolbox, system_prompt=llm.system_prompt,
@@ -66,6 +74,7 @@ class AgentRuntime:
             max_iterations=config.agent.max_iterations, tool_timeout=config.agent.tool_timeout,
             max_repeated_calls=config.agent.max_repeated_calls,
             max_tool_result_chars=config.agent.max_tool_result_chars,
+            approvals=self.approvals,
         )
         self.state: State = "starting"
         self.started_monotonic = time.monotonic()
