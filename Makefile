@@ -57,6 +57,7 @@ test: install mcp-servers test-clients open-webui browser redis lint
 check: test
 
 bench: install
+	bash scripts/install-bench-tools.sh
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_chat_overhead.py", "bench_embedded_model.py", "bench_deploy.py", "bench_tool_calls.py"]
+BENCHMARKS = ["bench_chat_overhead.py", "bench_gateway.py", "bench_embedded_model.py", "bench_deploy.py",
+              "bench_tool_calls.py"]
 
 
 def main() -> int:
