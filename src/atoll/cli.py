@@ -39,7 +39,7 @@ from typing import TypeAlias
 from atoll._version import __version__
 
 #: Modules under ``atoll.commands``, each with ``register(modes)``; the map lists them in this order.
-MODES = ("server", "deployment", "status")
+MODES = ("server", "deployment", "status", "export")
 #: Flags that select a mode wherever they appear (the seed's ``atoll --server ...``).
 FLAG_MODES = {"--server": "server"}
 #: The mode of a bare ``atoll`` or ``atoll --some-option ...``.

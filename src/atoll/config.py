@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -74,11 +75,13 @@ def atoll_home() -> Path:
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def expand_vars(value: Any, *, where: str = "") -> Any:
+def expand_vars(value: Any, *, where: str = "", environ: Mapping[str, str] | None = None) -> Any:
     """Expand environment references in every string of ``value`` (recursively).
 
     ``$$`` is a literal ``$``. An unset variable without a default is an error that names it.
+    ``environ`` replaces ``os.environ`` (the Kubernetes export checks files with stand-in values).
     """
+    source = os.environ if environ is None else environ
     if isinstance(value, str):
 
         def repl(match: re.Match[str]) -> str:
@@ -86,7 +89,7 @@ def expand_vars(value: Any, *, where: str = "") -> Any:
                 return "$"
             name = match.group(1) or match.group(3)
             default = match.group(2)
-            found = os.environ.get(name)
+            found = source.get(name)
             if found is not None:
                 return found
             if default is not None:
@@ -95,10 +98,27 @@ def expand_vars(value: Any, *, where: str = "") -> Any:
 
         return _VAR.sub(repl, value)
     if isinstance(value, dict):
-        return {k: expand_vars(v, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: expand_vars(v, where=f"{where}.{k}" if where else str(k), environ=environ)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_vars(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [expand_vars(v, where=f"{where}[{i}]", environ=environ) for i, v in enumerate(value)]
     return value
+
+
+def referenced_vars(value: Any) -> dict[str, bool]:
+    """The environment variables ``value``'s strings refer to (``$VAR``, ``${VAR}``, ``${VAR:-d}``,
+    VS Code's ``${env:VAR}``), each with whether the reference has a default."""
+    found: dict[str, bool] = {}
+    if isinstance(value, str):
+        for match in _VAR.finditer(_VSCODE_ENV.sub(r"${\1}", value)):
+            name = match.group(1) or match.group(3)
+            if name:
+                found[name] = found.get(name, True) and match.group(2) is not None
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            for name, has_default in referenced_vars(item).items():
+                found[name] = found.get(name, True) and has_default
+    return found
 
 
 # ---- the agent file schema ------------------------------------------------------------------
@@ -260,6 +280,36 @@ class DeploymentSection(_Section):
     port: int | None = Field(default=None, gt=0, lt=65536)
     startup_timeout: float = Field(default=60.0, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
+    # Copies of the agent where a backend runs several (Kubernetes export, Ray): a fixed number, or
+    # autoscaling between min_replicas and max_replicas. The local deployment server runs one.
+    replicas: int = Field(default=1, ge=1)
+    min_replicas: int | None = Field(default=None, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+    #: Ray Serve's autoscaling target: requests in progress per replica.
+    target_ongoing_requests: float | None = Field(default=None, gt=0)
+    #: Kubernetes' autoscaling target: average CPU use per pod, percent of its CPU request.
+    target_cpu_percent: int = Field(default=70, gt=0, le=100)
+    #: Ray's actor options for each replica (num_cpus, memory, resources, ...).
+    ray_actor_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_way_to_scale(self) -> DeploymentSection:
+        if self.autoscaling and "replicas" in self.model_fields_set:
+            raise ValueError("set either replicas or min_replicas/max_replicas, not both")
+        if self.autoscaling and self.max_replicas is None:
+            raise ValueError("autoscaling needs max_replicas (min_replicas defaults to 1)")
+        if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        return self
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_replicas is not None or self.max_replicas is not None
+
+    @property
+    def most_replicas(self) -> int:
+        """The most copies that may run at once."""
+        return self.max_replicas if self.max_replicas is not None else self.replicas
 
 
 class ResourcesSection(_Section):
@@ -339,13 +389,13 @@ def _warn_unknown_keys(config: AgentConfig, path: Path) -> None:
             logger.warning("%s: unknown key %s.%s ignored", path, section, key)
 
 
-def load_agent_file(path: Path) -> AgentConfig:
+def load_agent_file(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
     """Read and validate ``agent.toml`` / ``agent.json``. Errors name the file and the field."""
     path = path.expanduser().resolve()
     data = read_document(path)
     _warn_unknown(data, path)
     try:
-        data = expand_vars(data)
+        data = expand_vars(data, environ=environ)
     except ConfigError as exc:
         raise ConfigError(exc.message, path=str(path)) from exc
     if "agent" not in data or not isinstance(data.get("agent"), dict) or "name" not in data["agent"]:

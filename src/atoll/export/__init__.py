@@ -1,0 +1,1 @@
+"""Writing the agents of a folder out for other platforms (``atoll export k8s``)."""
