@@ -222,6 +222,9 @@ def test_the_rendered_front_door_routes_to_the_agents_services(rendered: Path, t
         assert httpx.get(f"{url}/agents", timeout=10).status_code == 401
         authorised = httpx.get(f"{url}/agents", timeout=10, headers={"Authorization": "Bearer front-door-admin-token"})
         assert authorised.status_code == 200
+        remotes = httpx.get(f"{url}/remote", timeout=10, headers={"Authorization": "Bearer front-door-admin-token"})
+        assert [(r["name"], r["state"]) for r in remotes.json()["remote_servers"]] == [
+            (name, "running") for name in names]
 
 
 def test_the_dockerfile_runs_as_the_user_the_manifests_ask_for() -> None:
