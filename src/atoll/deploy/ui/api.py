@@ -200,7 +200,9 @@ async def agent_chat(request: Request) -> Response:
         raise BadRequest("'session_id' must be 1-128 letters, digits or ._:-")
     runner = _running(ctx, name)
     request.scope.setdefault("state", {})["model"] = name
+    # The page draws tool calls from the stream's ``atoll`` chunks, so no tool text in the answer.
     headers = {**ctx.agent_keys.headers(name), "X-Session-ID": session_id, "Content-Type": "application/json",
+               "X-Atoll-Tool-Activity": "off",
                "X-Request-ID": request.scope.get("state", {}).get("request_id", "")}
     payload = {"model": name, "messages": [{"role": "user", "content": message}], "stream": True}
     upstream = ctx.client.build_request("POST", f"http://127.0.0.1:{runner.port}/api/chat",
