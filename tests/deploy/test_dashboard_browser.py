@@ -64,9 +64,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         (agents / name / "agent.toml").write_text(scripted_agent_toml(name, extra=extra + SERVER_SETTINGS))
     base = free_base_port()
     config = root / "deployment_servers.json"
+    # Two remotes: this server itself (so its agents show again, as remote ones) and one that is down.
+    remotes = [{"name": "self", "host": "127.0.0.1", "port": base, "admin_token": TOKEN},
+               {"name": "offline", "host": "127.0.0.1", "port": base + 30}]
     config.write_text(json.dumps({"api_port": base, "base_port": base + 1, "auto_discover_port": False,
                                   "admin_token": TOKEN, "health_check_interval": 0.5, "sample_interval": 1,
-                                  "stop_timeout": 5, "startup_timeout": 40}))
+                                  "stop_timeout": 5, "startup_timeout": 40, "remote_servers": remotes}))
     env = {**os.environ, "ATOLL_HOME": str(root / "home"), "HOME": str(root),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("ATOLL_ADMIN_TOKEN", None)
@@ -153,6 +156,14 @@ def test_sign_in_with_the_keyboard_and_see_two_agents_running(page: Page) -> Non
     expect(row(page, "alpha").locator('td[data-label="MCP"]')).to_have_text("1/1", timeout=WAIT_MS)
     expect(row(page, "alpha").locator('td[data-label="Model"]')).to_contain_text("scripted")
     page.screenshot(path=screenshot_path("dashboard-agents"))
+    # Remote servers: their agents join the table (without actions), and each one's reachability.
+    expect(row(page, "self/alpha").locator(".state-text")).to_have_text("running", timeout=WAIT_MS)
+    expect(row(page, "self/alpha").get_by_role("button")).to_have_count(0)
+    page.get_by_role("link", name="Remotes").click()
+    expect(page.locator('[data-remote="self"] .state-text').first).to_have_text("running", timeout=WAIT_MS)
+    expect(page.locator('[data-remote="offline"] .state-text')).to_have_text("not_running")
+    expect(page.locator('[data-remote="offline"]')).to_contain_text("cannot connect")
+    page.screenshot(path=screenshot_path("dashboard-remotes"))
 
 
 def test_restart_goes_through_restarting_to_running_with_a_new_pid_then_stop_and_start(page: Page) -> None:
