@@ -209,7 +209,7 @@ async def test_keyed_agent_is_reached_with_the_servers_own_credential_never_show
         await wait_until_async(lambda: len(run.server.sampler.rings.get("keyed", ())) >= 1, timeout=20,
                                what="a metrics sample")
         await run.client.post("/agents/keyed/chat", headers=AS_ADMIN, json={"message": "again", "session_id": "s-2"})
-        await wait_until_async(lambda: _requests_seen(run, "keyed"), timeout=20, what="the chat in the samples")
+        await wait_until_async(lambda: _chat_sampled(run, "keyed"), timeout=20, what="the chat in the samples")
         samples = (await call("GET", "/agents/keyed/samples")).json()
         assert samples["interval_s"] == 1 and len(samples["t"]) == len(samples["p95_ms"]) >= 1
         assert any(v for v in samples["tokens_per_s"])
@@ -232,6 +232,8 @@ async def test_keyed_agent_is_reached_with_the_servers_own_credential_never_show
             assert secret not in path.read_text()
 
 
-def _requests_seen(run: Running, name: str) -> bool:
+def _chat_sampled(run: Running, name: str) -> bool:
+    """A chat was sampled: requests and tokens both counted (other calls count requests only)."""
     ring = run.server.sampler.rings.get(name)
-    return ring is not None and sum(row["requests"] for row in ring.rows()) >= 1
+    rows = ring.rows() if ring is not None else []
+    return sum(row["requests"] for row in rows) >= 1 and sum(row["tokens"] for row in rows) >= 1
