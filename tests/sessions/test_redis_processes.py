@@ -21,7 +21,8 @@ from tests.support.waiting import wait_until
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[list[AgentServer]]:
     folder = tmp_path_factory.mktemp("redis-agents")
-    timing = "session_timeout_minutes = 0.03\nsession_cleanup_interval_s = 0.2\n"
+    # 6 s: long enough that turns queued behind each other on a loaded machine do not outlive it
+    timing = "session_timeout_minutes = 0.1\nsession_cleanup_interval_s = 0.2\n"
     by_file = write_agent(folder / "a", scripted_agent_toml(
         "echo", extra=f'[server]\nsession_store = "redis"\nsession_url = "{redis_url}"\n{timing}'))
     by_env = write_agent(folder / "b", scripted_agent_toml("echo", extra=f"[server]\n{timing}"))
@@ -75,7 +76,7 @@ def test_sessions_expire_after_inactivity_as_with_sqlite(pair: list[AgentServer]
     session = uuid.uuid4().hex
     chat(first, "short-lived", session)
     assert httpx.get(f"{second.url}/api/sessions/{session}").status_code == 200
-    # 0.03 minutes = 1.8 s of inactivity; either process's cleanup task then removes it
+    # 0.1 minutes = 6 s of inactivity; either process's cleanup task then removes it
     wait_until(lambda: httpx.get(f"{second.url}/api/sessions/{session}").status_code == 404,
-               timeout=20, what="the session to expire", interval=0.1)
+               timeout=40, what="the session to expire", interval=0.2)
     assert httpx.get(first.url + "/api/sessions").json()["active_sessions"] == 0
