@@ -222,6 +222,9 @@ def test_the_rendered_front_door_routes_to_the_agents_services(rendered: Path, t
         assert httpx.get(f"{url}/agents", timeout=10).status_code == 401
         authorised = httpx.get(f"{url}/agents", timeout=10, headers={"Authorization": "Bearer front-door-admin-token"})
         assert authorised.status_code == 200
+        for name in names:  # the per-agent prefix reaches each agent's own API
+            status = httpx.get(f"{url}/agent/{name}/atoll/status", timeout=10)
+            assert status.status_code == 200 and status.json()["agent"]["name"] == name, status.text
         remotes = httpx.get(f"{url}/remote", timeout=10, headers={"Authorization": "Bearer front-door-admin-token"})
         assert [(r["name"], r["state"]) for r in remotes.json()["remote_servers"]] == [
             (name, "running") for name in names]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,6 +50,9 @@ class RemoteServer(BaseModel):
     api_key: str | None = Field(default=None, repr=False)
     #: The remote deployment server's admin token, sent when asking its management API (``/agents``).
     admin_token: str | None = Field(default=None, repr=False)
+    #: ``agent``: a single agent server (``atoll server``, as ``atoll export k8s`` lists each agent's
+    #: Service), which has no management API and serves ``/agent/{name}/...`` at its root.
+    kind: Literal["deployment", "agent"] = "deployment"
 
     @property
     def url(self) -> str:

@@ -42,7 +42,9 @@ async def relay(request: Request) -> Response:
         return where
     if isinstance(where, str):
         return await forward(request, where + path, body, None, f"agent '{name}'")
-    # A remote agent: its own front door has the same prefix.
+    if where.kind == "agent":  # a remote agent server serves its own API at its root
+        return await forward(request, where.url + path, body, where, f"agent '{name}'")
+    # A remote deployment server's agent: its front door has the same prefix.
     return await forward(request, f"{where.url}{PREFIX}{raw[len(PREFIX):]}", body, where, f"agent '{name}'")
 
 

@@ -215,7 +215,7 @@ def front_door_settings(agents: list[ExportedAgent]) -> dict[str, Any]:
     by model name. The admin token is not in it: ``ATOLL_ADMIN_TOKEN`` comes from a Secret."""
     return {
         "host": "0.0.0.0", "api_port": FRONT_DOOR_PORT, "agents_directory": f"{STATE_DIR}/agents",
-        "remote_servers": [{"name": a.name, "host": f"atoll-{a.slug}", "port": AGENT_PORT,
+        "remote_servers": [{"name": a.name, "kind": "agent", "host": f"atoll-{a.slug}", "port": AGENT_PORT,
                             "description": f"agent {a.name}"} for a in agents],
     }
 
