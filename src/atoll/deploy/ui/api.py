@@ -35,6 +35,8 @@ MAX_CHAT_BODY = 256 * 1024
 #: Keys whose values never reach the page (matched anywhere in the key, case-insensitively).
 SECRET_KEY = re.compile(r"key|token|secret|password|passwd|authorization|credential|cookie|env|headers", re.I)
 REDACTED = "[redacted]"
+#: The password of a URL with credentials in it (``https://user:secret@host``).
+URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
 
 
 def _row(ctx: DeployContext, runner: AgentRunner, state: str | None = None) -> dict[str, Any]:
@@ -92,6 +94,8 @@ def redact(value: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return URL_PASSWORD.sub(rf"\1:{REDACTED}@", value)
     return value
 
 
