@@ -33,6 +33,7 @@ PAGE_ROUTES = [
     ("DELETE", "/agents/open/sessions/s1"), ("GET", "/agents/open/samples"), ("POST", "/agents/open/chat"),
     ("GET", "/agents/open/logs"), ("POST", "/agents/open/start"), ("POST", "/agents/open/stop"),
     ("POST", "/agents/open/restart"), ("DELETE", "/agents/open"), ("POST", "/agents/deploy"), ("GET", "/remote"),
+    ("GET", "/agents/open/approvals"), ("POST", "/agents/open/approvals/abc123"),
 ]
 
 
@@ -180,6 +181,13 @@ async def test_keyed_agent_is_reached_with_the_servers_own_credential_never_show
         assert config.json()["config"]["server"]["api_keys"] == "[redacted]"
         assert config.json()["config"]["deployment"]["env"] == "[redacted]"
         assert AGENT_KEY not in config.text and "hunter2-value" not in config.text
+
+        approvals = await call("GET", "/agents/keyed/approvals")
+        assert approvals.status_code == 200 and approvals.json() == {"approvals": []}
+        unknown = await call("POST", "/agents/keyed/approvals/abc123", json={"approve": True})
+        assert unknown.status_code == 404
+        assert (await call("POST", "/agents/keyed/approvals/abc123", json={"approve": "yes"})).status_code == 400
+        assert (await call("POST", "/agents/keyed/approvals/ABC!", json={"approve": True})).status_code == 400
 
         tools = await call("GET", "/agents/keyed/tools")
         assert tools.status_code == 200 and isinstance(tools.json()["tools"], list)

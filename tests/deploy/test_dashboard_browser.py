@@ -36,6 +36,7 @@ TIME_TOOLS = f"""
 [mcp_servers.time]
 command = "{TIME_SERVER}"
 args = ["--local-timezone", "UTC"]
+require_approval = ["convert_time"]
 """
 SERVER_SETTINGS = "\n[server]\nsession_store = \"memory\"\ndrain_timeout = 1\n"
 #: Long enough for a loaded CI machine; every wait ends as soon as its condition holds.
@@ -279,6 +280,32 @@ def test_playground_streams_the_answer_and_a_real_mcp_tool_call(page: Page) -> N
     page.get_by_role("tab", name="Metrics").click()
     expect(page.locator("#chart-rps path")).to_have_count(1, timeout=WAIT_MS)
     page.screenshot(path=screenshot_path("dashboard-metrics"))
+
+
+def test_a_tool_call_waits_for_approval_given_in_the_dashboard(page: Page) -> None:
+    sign_in(page)
+    page.goto("/ui#/agent/alpha")
+    page.get_by_role("tab", name="Playground").click()
+    box = page.get_by_label("Message")
+    box.fill('/tool convert_time {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}')
+    box.press("Enter")
+    expect(page.locator("#chat .msg.assistant").last).to_contain_text("approval id", timeout=WAIT_MS)
+    expect(page.locator('#chat .tool[data-tool="convert_time"]')).to_have_count(0)  # nothing ran yet
+
+    page.get_by_role("tab", name="Approvals").click()
+    waiting = page.locator("#approvals li[data-approval]")
+    expect(waiting).to_have_count(1, timeout=WAIT_MS)
+    expect(waiting).to_contain_text("convert_time")
+    expect(waiting).to_contain_text("Asia/Tokyo")
+    page.screenshot(path=screenshot_path("dashboard-approvals"))
+    waiting.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.locator("#approvals")).to_contain_text("Nothing is waiting", timeout=WAIT_MS)
+
+    page.get_by_role("tab", name="Playground").click()
+    box.fill("go on")
+    box.press("Enter")
+    result = page.locator('#chat .tool[data-tool="convert_time"] [data-result="convert_time"]')
+    expect(result).to_contain_text("Asia/Tokyo", timeout=WAIT_MS)
 
 
 def test_narrow_screen_and_dark_mode(browser: Browser, deployment: Deployment) -> None:

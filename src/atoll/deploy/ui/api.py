@@ -1,5 +1,6 @@
 """The management routes the dashboard adds: a live stream of agent states, and per agent its
-configuration (secrets redacted), tools, sessions, metrics samples and a chat playground.
+configuration (secrets redacted), tools, sessions, metrics samples, a chat playground and the tool
+calls waiting for approval.
 
 They sit in the management API (``/agents/...``), so the same admin token or dashboard cookie,
 origin and Host checks, limits and metrics apply. Calls to an agent carry the per-agent credential
@@ -119,10 +120,10 @@ def _running(ctx: DeployContext, name: str) -> AgentRunner:
     return runner
 
 
-async def _ask_agent(ctx: DeployContext, name: str, method: str, path: str) -> httpx.Response:
+async def _ask_agent(ctx: DeployContext, name: str, method: str, path: str, body: Any = None) -> httpx.Response:
     runner = _running(ctx, name)
     try:
-        return await ctx.client.request(method, f"http://127.0.0.1:{runner.port}{path}",
+        return await ctx.client.request(method, f"http://127.0.0.1:{runner.port}{path}", json=body,
                                         headers=ctx.agent_keys.headers(name), timeout=10.0)
     except httpx.HTTPError as exc:
         raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
@@ -183,6 +184,33 @@ async def agent_samples(request: Request) -> JSONResponse:
     return JSONResponse({"name": name, **ctx.sampler.series(name)})
 
 
+MAX_DECISION_BODY = 8192
+
+
+async def agent_approvals(request: Request) -> JSONResponse:
+    """The agent's pending approvals that the dashboard may decide: those of the playground's
+    conversations (approvals belong to the key that caused them), or all of them on an agent without keys."""
+    ctx = context_of(request)
+    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "GET", "/atoll/approvals"))
+
+
+async def decide_approval(request: Request) -> JSONResponse:
+    """``{"approve": true|false, "reason": "..."}``; it takes effect with the conversation's next message."""
+    ctx = context_of(request)
+    approval_id = request.path_params["approval_id"]
+    if not re.fullmatch(r"[a-z0-9]{1,32}", approval_id):
+        raise BadRequest("invalid approval id")
+    try:
+        body = json.loads(await limited(request, MAX_DECISION_BODY).body() or b"{}")
+    except ValueError as exc:
+        raise BadRequest("expected a JSON body {\"approve\": true or false, \"reason\": ...}") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("approve"), bool):
+        raise BadRequest("'approve' must be true or false")
+    decision = {"approve": body["approve"], "reason": str(body.get("reason") or "")[:1000]}
+    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "POST",
+                                          f"/atoll/approvals/{approval_id}", decision))
+
+
 #: Playground sessions remembered per agent (for agents whose session listing is only a count).
 MAX_PLAYGROUND_SESSIONS = 50
 
@@ -234,4 +262,6 @@ def routes() -> list[Route]:
         Route("/agents/{name}/sessions/{session_id}", agent_session, methods=["GET", "DELETE"]),
         Route("/agents/{name}/samples", agent_samples),
         Route("/agents/{name}/chat", agent_chat, methods=["POST"]),
+        Route("/agents/{name}/approvals", agent_approvals),
+        Route("/agents/{name}/approvals/{approval_id}", decide_approval, methods=["POST"]),
     ]

@@ -289,7 +289,7 @@ async function loadRemotes() {
 
 /* ---- agent page ------------------------------------------------------------------------------ */
 
-const TABS = ["overview", "tools", "sessions", "logs", "metrics", "chat"];
+const TABS = ["overview", "tools", "sessions", "logs", "metrics", "chat", "approvals"];
 
 function selectTab(tab, focus) {
   state.tab = tab;
@@ -362,6 +362,8 @@ async function loadTab() {
       every(5000, loadMetrics);
     } else if (tab === "chat") {
       $("chat-input").focus();
+    } else if (tab === "approvals") {
+      every(2000, loadApprovals);
     }
   } catch (err) {
     if (!(err instanceof Unauthorized)) toast(err.message);
@@ -403,6 +405,25 @@ function renderMessage(m) {
     nodes.push(h("div", { class: "tool" }, `⚙ ${fn.name}(${JSON.stringify(fn.arguments ?? {})})`));
   }
   return nodes;
+}
+
+async function loadApprovals() {
+  const base = `/agents/${enc(state.agent)}/approvals`;
+  const data = await api(base).catch(() => null);
+  if (!data) return;
+  const decide = async (id, approve) => {
+    try {
+      await api(`${base}/${enc(id)}`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ approve }) });
+      toast(`${approve ? "Approved" : "Denied"}: it takes effect with the conversation's next message`);
+      loadApprovals();
+    } catch (err) { toast(err.message); }
+  };
+  $("approvals").replaceChildren(...data.approvals.map((a) => h("li", { "data-approval": a.id },
+    h("code", {}, `${a.tool}(${JSON.stringify(a.arguments)})`), h("span", { class: "muted" }, `id ${a.id}`),
+    h("button", { type: "button", class: "primary", onclick: () => decide(a.id, true) }, "Approve"),
+    h("button", { type: "button", class: "danger", onclick: () => decide(a.id, false) }, "Deny"))));
+  if (!data.approvals.length) $("approvals").replaceChildren(h("li", { class: "muted" }, "Nothing is waiting."));
 }
 
 async function loadLogs() {
