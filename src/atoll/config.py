@@ -438,14 +438,14 @@ def _vscode_variables(value: Any, *, path: Path, where: str = "") -> Any:
     return value
 
 
-def load_mcp_json(path: Path) -> dict[str, McpServerConfig]:
+def load_mcp_json(path: Path, *, environ: Mapping[str, str] | None = None) -> dict[str, McpServerConfig]:
     """Servers from an ``mcp.json`` in either the ``mcpServers`` or the VS Code ``servers`` format.
 
     ``timeout`` there is in milliseconds, as Claude's and fastmcp's files write it (seconds in
     ``agent.toml``).
     """
     try:
-        data = expand_vars(_vscode_variables(read_document(path), path=path))
+        data = expand_vars(_vscode_variables(read_document(path), path=path), environ=environ)
     except ConfigError as exc:
         raise ConfigError(exc.message, path=str(path)) if exc.path is None else exc from exc
     servers = data.get("mcpServers", data.get("servers"))

@@ -174,9 +174,12 @@ def test_bad_agents_are_all_named_at_once(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     write_file(agents / "a", scripted_agent_toml("a", extra="[deployment]\nmin_replicas = 4\nmax_replicas = 2\n"))
     write_file(agents / "b", "[agent]\nname = 'has space'\n")
+    (write_file(agents / "c", scripted_agent_toml("c")).parent / "mcp.json").write_text(
+        json.dumps({"mcpServers": {"broken": {"args": ["no command"]}}}))
     done = export(agents, tmp_path / "out")
     assert done.returncode == 2
     assert "min_replicas (4) is above max_replicas (2)" in done.stderr and "agent.name" in done.stderr
+    assert str(agents / "c" / "mcp.json") in done.stderr and "servers.broken" in done.stderr
 
 
 @contextmanager

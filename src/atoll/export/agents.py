@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from atoll.config import AgentConfig, load_agent_file, read_document, referenced_vars
+from atoll.config import AgentConfig, load_agent_file, load_mcp_json, read_document, referenced_vars
 from atoll.deploy.discover import agent_file_in
 from atoll.errors import ConfigError
 
@@ -60,6 +60,7 @@ def load_for_export(agent_file: Path) -> ExportedAgent:
     mcp_json = agent_file.parent / "mcp.json"
     variables = referenced_vars(read_document(agent_file))
     if mcp_json.is_file():
+        load_mcp_json(mcp_json, environ=_StandIns())  # the agent server reads it at start: same checks
         for name, has_default in referenced_vars(read_document(mcp_json)).items():
             variables[name] = variables.get(name, True) and has_default
     return ExportedAgent(config, agent_file.parent.resolve(), agent_file.resolve(),
