@@ -9,7 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["bench_chat_overhead.py", "bench_gateway.py", "bench_embedded_model.py", "bench_deploy.py",
-              "bench_tool_calls.py", "bench_sessions.py"]
+              "bench_tool_calls.py", "bench_sessions.py", "bench_long_sessions.py"]
 
 
 def main() -> int:

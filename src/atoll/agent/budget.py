@@ -24,9 +24,19 @@ def cut_result(text: str, limit: int) -> str:
 
 
 def estimate_tokens(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
-    chars = sum(len(m.content) + len(m.thinking or "") + _calls_chars(m) for m in messages)
-    chars += sum(len(json.dumps(t.parameters)) + len(t.name) + len(t.description) for t in tools or [])
-    return int(chars / CHARS_PER_TOKEN) + _PER_MESSAGE * len(messages)
+    return _estimate(sum(map(_chars, messages)) + _tools_chars(tools), len(messages))
+
+
+def _estimate(chars: int, count: int) -> int:
+    return int(chars / CHARS_PER_TOKEN) + _PER_MESSAGE * count
+
+
+def _chars(message: Message) -> int:
+    return len(message.content) + len(message.thinking or "") + _calls_chars(message)
+
+
+def _tools_chars(tools: list[ToolSpec] | None) -> int:
+    return sum(len(json.dumps(t.parameters)) + len(t.name) + len(t.description) for t in tools or [])
 
 
 def _calls_chars(message: Message) -> int:
@@ -36,7 +46,10 @@ def _calls_chars(message: Message) -> int:
 def trim_history(messages: list[Message], budget: int, tools: list[ToolSpec] | None = None) -> list[Message]:
     """Drop whole earlier turns (a user message and all that followed it), oldest first, until the
     estimate fits ``budget`` tokens. System messages and the current turn (from the last user
-    message on) are kept even when they alone exceed the budget."""
+    message on) are kept even when they alone exceed the budget.
+
+    Each message is measured once and the total kept as turns are dropped, so a long conversation
+    costs one pass, not one pass per dropped turn."""
     if budget <= 0 or estimate_tokens(messages, tools) <= budget:
         return list(messages)
     system = [m for m in messages if m.role == "system"]
@@ -48,6 +61,12 @@ def trim_history(messages: list[Message], budget: int, tools: list[ToolSpec] | N
         if message.role == "user" or not turns:
             turns.append([])
         turns[-1].append(message)
-    while turns and estimate_tokens(system + [m for t in turns for m in t] + current, tools) > budget:
-        turns.pop(0)
-    return system + [m for t in turns for m in t] + current
+    sizes = [sum(map(_chars, turn)) for turn in turns]
+    chars = sum(map(_chars, system)) + sum(map(_chars, current)) + _tools_chars(tools) + sum(sizes)
+    count = len(system) + len(current) + sum(map(len, turns))
+    dropped = 0
+    while dropped < len(turns) and _estimate(chars, count) > budget:
+        chars -= sizes[dropped]
+        count -= len(turns[dropped])
+        dropped += 1
+    return system + [m for t in turns[dropped:] for m in t] + current

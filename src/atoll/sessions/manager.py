@@ -75,18 +75,45 @@ def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message
     return incoming
 
 
+def _extends(messages: list[Message], loaded: list[Message]) -> bool:
+    """True when ``messages`` is ``loaded`` (the very same objects) with messages added at the end."""
+    return len(messages) >= len(loaded) and all(a is b for a, b in zip(loaded, messages, strict=False))
+
+
+class _Gate:
+    """One session's lock and how many requests hold or wait for it (the entry goes with the last)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class SessionManager:
     def __init__(self, store: SessionStore, timeout_minutes: float) -> None:
         self.store = store
         self.timeout_minutes = timeout_minutes
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._gates: dict[str, _Gate] = {}
 
     @property
     def timeout_s(self) -> float:
         return self.timeout_minutes * 60
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(session_id, asyncio.Lock())
+    @asynccontextmanager
+    async def _lock(self, session_id: str) -> AsyncIterator[None]:
+        """This process's lock on the session, kept only while a request holds or awaits it."""
+        gate = self._gates.get(session_id)
+        if gate is None:
+            gate = self._gates[session_id] = _Gate()
+        gate.users += 1
+        try:
+            async with gate.lock:
+                yield
+        finally:
+            gate.users -= 1
+            if not gate.users:
+                del self._gates[session_id]
 
     def _shared_lock(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """The lock other processes honour too (after the local one, so a process queues its own
@@ -116,18 +143,25 @@ class SessionManager:
         """Hold the session for one request: concurrent requests on it queue up, never interleave.
 
         The caller appends to ``record.messages``; what it appended is saved even when the request
-        fails or the client goes away, so a retry continues from the same transcript.
+        fails or the client goes away, so a retry continues from the same transcript. Only what
+        was appended is written (``store.append``); a transcript changed otherwise is rewritten.
         """
         async with self._lock(session_id), self._shared_lock(session_id):
             record = await self._live(session_id, owner)
+            loaded: list[Message] | None = None
             if record is None:
                 now = time.time()
                 record = SessionRecord(session_id, [], owner, now, now)
+            else:
+                loaded = list(record.messages)
             try:
                 yield record
             finally:
                 record.updated = time.time()
-                await self.store.put(record)
+                if loaded is not None and _extends(record.messages, loaded):
+                    await self.store.append(record, record.messages[len(loaded):])
+                else:
+                    await self.store.put(record)
 
     async def get(self, session_id: str, owner: str = "") -> SessionRecord:
         record = await self._live(session_id, owner)
@@ -136,8 +170,7 @@ class SessionManager:
         return record
 
     async def delete(self, session_id: str, owner: str = "") -> None:
-        """Waits for a turn in progress on the session, so its save cannot bring the session back.
-        The lock itself is left for :meth:`cleanup` to drop: another request may be queued on it."""
+        """Waits for a turn in progress on the session, so its save cannot bring the session back."""
         async with self._lock(session_id), self._shared_lock(session_id):
             await self.get(session_id, owner)
             await self.store.delete(session_id)
@@ -147,9 +180,6 @@ class SessionManager:
 
     async def cleanup(self) -> int:
         removed = await self.store.delete_before(time.time() - self.timeout_s)
-        for session_id, lock in list(self._locks.items()):
-            if not lock.locked() and await self.store.get(session_id) is None:
-                self._locks.pop(session_id, None)
         if removed:
             logger.info("cleaned up %d expired session(s)", removed)
         return removed

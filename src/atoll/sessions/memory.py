@@ -1,10 +1,17 @@
-"""In-memory sessions: fast, gone on restart."""
+"""In-memory sessions: fast, gone on restart.
+
+Messages are copied once, when they are stored; readers share the stored objects (a stored message
+is never changed in place), so reading a long conversation costs a list copy, not a deep copy.
+"""
 
 from __future__ import annotations
 
-import copy
-
+from atoll.messages import Message
 from atoll.sessions.store import SessionRecord
+
+
+def _copies(messages: list[Message]) -> list[Message]:
+    return [m.model_copy(deep=True) for m in messages]
 
 
 class MemoryStore:
@@ -13,10 +20,21 @@ class MemoryStore:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         record = self._records.get(session_id)
-        return copy.deepcopy(record) if record else None
+        if record is None:
+            return None
+        return SessionRecord(record.id, list(record.messages), record.owner, record.created, record.updated)
 
     async def put(self, record: SessionRecord) -> None:
-        self._records[record.id] = copy.deepcopy(record)
+        self._records[record.id] = SessionRecord(record.id, _copies(record.messages), record.owner,
+                                                 record.created, record.updated)
+
+    async def append(self, record: SessionRecord, added: list[Message]) -> None:
+        stored = self._records.get(record.id)
+        if stored is None:  # deleted meanwhile: what the caller holds is the whole transcript
+            await self.put(record)
+            return
+        stored.messages.extend(_copies(added))
+        stored.updated = record.updated
 
     async def delete(self, session_id: str) -> bool:
         return self._records.pop(session_id, None) is not None

@@ -19,6 +19,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX sessions_updated ON sessions (updated);
         """,
     ),
+    (
+        # One row per message, so a turn appends its messages instead of rewriting the transcript.
+        "002_message_rows",
+        """
+        CREATE TABLE messages (
+            session_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        ) WITHOUT ROWID;
+        INSERT INTO messages (session_id, seq, body)
+            SELECT sessions.id, CAST(entry.key AS INTEGER), entry.value
+            FROM sessions, json_each(sessions.messages) AS entry;
+        ALTER TABLE sessions DROP COLUMN messages;
+        """,
+    ),
 ]
 
 

@@ -2,13 +2,16 @@
 
 Layout (``P`` = ``atoll:<agent name>:``, so agents can share one database)::
 
-    P session:<id>   a JSON document {owner, created, updated, messages}, with a TTL well past expiry
+    P session:<id>   a JSON document {owner, created, updated}, with a TTL well past expiry
+    P messages:<id>  a list of the session's messages, one JSON document each, with the same TTL
+                     (a turn appends its messages; the transcript is never rewritten)
     P sessions       a sorted set of session ids scored by ``updated`` (counting and expiry)
     P lock:<id>      the cross-process lock one turn holds (redis-py's Lock: SET NX PX + Lua release)
 
 Expiry follows the session manager exactly as with SQLite: a session last updated longer than the
 timeout ago is gone. The key's own TTL (twice the timeout plus a minute) only bounds memory when no
-server is left running to clean up.
+server is left running to clean up. A document written before messages had a list of their own
+holds them itself; it is read as is and rewritten in the new layout by its next turn.
 """
 
 from __future__ import annotations
@@ -36,14 +39,35 @@ logger = logging.getLogger(__name__)
 
 _MESSAGES = TypeAdapter(list[Message])
 
+
+def _encoded(messages: list[Message]) -> list[str]:
+    return [json.dumps(m.model_dump(mode="json", exclude_none=True), ensure_ascii=False) for m in messages]
+
 #: Removes the sessions of the index scored below ARGV[1], and their documents, in one atomic step.
 _DELETE_BEFORE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 for _, id in ipairs(ids) do
-    redis.call('DEL', ARGV[2] .. id)
+    redis.call('DEL', ARGV[2] .. id, ARGV[3] .. id)
     redis.call('ZREM', KEYS[1], id)
 end
 return #ids
+"""
+
+
+#: Appends ARGV[5..] to a session's messages and saves its head, in one atomic step; 0 (nothing
+#: done) when the session is gone or its document still holds its messages (the old layout).
+_APPEND = """
+local head = redis.call('GET', KEYS[1])
+if not head or string.find(head, '"messages"', 1, true) then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 5, #ARGV do
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+return 1
 """
 
 
@@ -75,9 +99,13 @@ class RedisStore:
         self._lock_timeout_s = lock_timeout_s
         self._wait_timeout_s = wait_timeout_s
         self._delete_before = self._client.register_script(_DELETE_BEFORE)
+        self._append = self._client.register_script(_APPEND)
 
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}session:{session_id}"
+
+    def _messages_key(self, session_id: str) -> str:
+        return f"{self._prefix}messages:{session_id}"
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -89,30 +117,51 @@ class RedisStore:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         with self._reachable():
-            raw = await self._client.get(self._key(session_id))
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(self._key(session_id))
+                pipe.lrange(self._messages_key(session_id), 0, -1)
+                raw, lines = await pipe.execute()
         if raw is None:
             return None
         data: dict[str, Any] = json.loads(raw)
-        return SessionRecord(session_id, _MESSAGES.validate_python(data["messages"]), data["owner"],
-                             data["created"], data["updated"])
+        if "messages" in data:  # written before messages had a list of their own
+            messages = _MESSAGES.validate_python(data["messages"])
+        else:
+            messages = _MESSAGES.validate_json(b"[" + b",".join(lines) + b"]")
+        return SessionRecord(session_id, messages, data["owner"], data["created"], data["updated"])
+
+    def _head(self, record: SessionRecord) -> str:
+        return json.dumps({"owner": record.owner, "created": record.created, "updated": record.updated})
 
     async def put(self, record: SessionRecord) -> None:
-        payload = json.dumps({
-            "owner": record.owner, "created": record.created, "updated": record.updated,
-            "messages": [m.model_dump(exclude_none=True) for m in record.messages],
-        })
+        lines = _encoded(record.messages)
         with self._reachable():
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(self._key(record.id), payload, px=self._keep_ms)
+                pipe.set(self._key(record.id), self._head(record), px=self._keep_ms)
+                pipe.delete(self._messages_key(record.id))
+                if lines:
+                    pipe.rpush(self._messages_key(record.id), *lines)
+                    pipe.pexpire(self._messages_key(record.id), self._keep_ms)
                 pipe.zadd(self._index, {record.id: record.updated})
                 await pipe.execute()
+
+    async def append(self, record: SessionRecord, added: list[Message]) -> None:
+        """One round trip, as ``put``: the script appends unless the session is gone or still in
+        the old layout, in which case the whole record is stored."""
+        with self._reachable():
+            appended = await self._append(
+                keys=[self._key(record.id), self._messages_key(record.id), self._index],
+                args=[self._head(record), self._keep_ms, record.id, repr(record.updated), *_encoded(added)])
+        if not appended:
+            await self.put(record)
 
     async def delete(self, session_id: str) -> bool:
         with self._reachable():
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key(session_id))
+                pipe.delete(self._messages_key(session_id))
                 pipe.zrem(self._index, session_id)
-                deleted, _ = await pipe.execute()
+                deleted, _, _ = await pipe.execute()
         return int(deleted) > 0
 
     async def count_since(self, cutoff: float) -> int:
@@ -121,7 +170,8 @@ class RedisStore:
 
     async def delete_before(self, cutoff: float) -> int:
         with self._reachable():
-            return int(await self._delete_before(keys=[self._index], args=[repr(cutoff), self._prefix + "session:"]))
+            return int(await self._delete_before(keys=[self._index], args=[
+                repr(cutoff), self._prefix + "session:", self._prefix + "messages:"]))
 
     @asynccontextmanager
     async def lock(self, session_id: str) -> AsyncIterator[None]:

@@ -1,14 +1,20 @@
 """Sessions in a SQLite file, so conversations survive a server restart.
 
-Every statement is a sub-millisecond primary-key or indexed operation on a local file, so the
-connection is used directly from the event loop rather than paying a thread hop per call.
+One row per session (owner, times) and one row per message, so a turn appends its few new messages
+instead of rewriting the whole transcript, and a long conversation costs no more to save than a
+short one. Every statement runs on the store's own worker thread, never on the event loop: a slow
+disk (fsync of the WAL, a busy file) stalls that thread, not every other request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import TypeAdapter
 
@@ -17,6 +23,11 @@ from atoll.sessions.migrations import migrate
 from atoll.sessions.store import SessionRecord
 
 _MESSAGES = TypeAdapter(list[Message])
+T = TypeVar("T")
+
+
+def _encoded(messages: list[Message]) -> list[str]:
+    return [json.dumps(m.model_dump(mode="json", exclude_none=True), ensure_ascii=False) for m in messages]
 
 
 class SqliteStore:
@@ -26,32 +37,95 @@ class SqliteStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
         migrate(self._db)
+        #: One thread: the connection is used by one thread at a time, and writes are serialised.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atoll-sessions")
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        row = self._db.execute(
-            "SELECT id, owner, created, updated, messages FROM sessions WHERE id = ?", (session_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        return SessionRecord(row[0], _MESSAGES.validate_json(row[4]), row[1], row[2], row[3])
+        def read() -> SessionRecord | None:
+            row = self._db.execute("SELECT owner, created, updated FROM sessions WHERE id = ?",
+                                   (session_id,)).fetchone()
+            if row is None:
+                return None
+            lines = self._db.execute("SELECT body FROM messages WHERE session_id = ? ORDER BY seq",
+                                     (session_id,)).fetchall()
+            messages = _MESSAGES.validate_json("[" + ",".join(line[0] for line in lines) + "]")
+            return SessionRecord(session_id, messages, row[0], row[1], row[2])
+
+        return await self._run(read)
 
     async def put(self, record: SessionRecord) -> None:
-        payload = json.dumps([m.model_dump(exclude_none=True) for m in record.messages])
+        messages = list(record.messages)
+
+        def write() -> None:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._replace(record, messages)
+
+        await self._run(write)
+
+    async def append(self, record: SessionRecord, added: list[Message]) -> None:
+        messages, added = list(record.messages), list(added)
+
+        def write() -> None:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                exists = self._db.execute("SELECT 1 FROM sessions WHERE id = ?", (record.id,)).fetchone()
+                if exists is None:  # removed meanwhile: store what the caller holds, all of it
+                    self._replace(record, messages)
+                    return
+                self._upsert(record)
+                start = self._db.execute("SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE session_id = ?",
+                                         (record.id,)).fetchone()[0]
+                self._insert(record.id, int(start), added)
+
+        await self._run(write)
+
+    def _replace(self, record: SessionRecord, messages: list[Message]) -> None:
+        self._upsert(record)
+        self._db.execute("DELETE FROM messages WHERE session_id = ?", (record.id,))
+        self._insert(record.id, 0, messages)
+
+    def _upsert(self, record: SessionRecord) -> None:
         self._db.execute(
-            "INSERT INTO sessions (id, owner, created, updated, messages) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET updated = excluded.updated, messages = excluded.messages",
-            (record.id, record.owner, record.created, record.updated, payload),
+            "INSERT INTO sessions (id, owner, created, updated) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET updated = excluded.updated",
+            (record.id, record.owner, record.created, record.updated),
         )
 
+    def _insert(self, session_id: str, start: int, messages: list[Message]) -> None:
+        self._db.executemany("INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)",
+                             [(session_id, start + index, body) for index, body in enumerate(_encoded(messages))])
+
     async def delete(self, session_id: str) -> bool:
-        return self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+        def remove() -> bool:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+                return self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
+        return await self._run(remove)
 
     async def count_since(self, cutoff: float) -> int:
-        return int(self._db.execute("SELECT count(*) FROM sessions WHERE updated >= ?", (cutoff,)).fetchone()[0])
+        def count() -> int:
+            return int(self._db.execute("SELECT count(*) FROM sessions WHERE updated >= ?", (cutoff,)).fetchone()[0])
+
+        return await self._run(count)
 
     async def delete_before(self, cutoff: float) -> int:
-        return self._db.execute("DELETE FROM sessions WHERE updated < ?", (cutoff,)).rowcount
+        def remove() -> int:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM messages WHERE session_id IN "
+                                 "(SELECT id FROM sessions WHERE updated < ?)", (cutoff,))
+                return int(self._db.execute("DELETE FROM sessions WHERE updated < ?", (cutoff,)).rowcount)
+
+        return await self._run(remove)
 
     async def aclose(self) -> None:
-        self._db.close()
+        await self._run(self._db.close)
+        self._worker.shutdown(wait=True)

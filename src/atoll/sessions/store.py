@@ -22,7 +22,15 @@ class SessionRecord:
 class SessionStore(Protocol):
     async def get(self, session_id: str) -> SessionRecord | None: ...
 
-    async def put(self, record: SessionRecord) -> None: ...
+    async def put(self, record: SessionRecord) -> None:
+        """Store the whole record, replacing any transcript stored under its id."""
+        ...
+
+    async def append(self, record: SessionRecord, added: list[Message]) -> None:
+        """Save the record's times and add ``added`` (the new tail of ``record.messages``) to its
+        stored transcript without rewriting what is stored already (a long conversation costs no
+        more per turn than a short one). A store that no longer holds the session stores it whole."""
+        ...
 
     async def delete(self, session_id: str) -> bool: ...
 
