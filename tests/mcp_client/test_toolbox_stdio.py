@@ -116,7 +116,7 @@ async def test_silent_and_broken_servers_are_left_out_within_the_connect_timeout
         assert status["everything"]["state"] == "connected"
         assert (status["silent"]["state"], status["silent"]["last_error"]) == ("failed", "no answer within 3 s")
         assert status["missing"]["state"] == "failed"
-        assert "FileNotFoundError" in status["missing"]["last_error"]
+        assert "command not found: /nonexistent/mcp-server" in status["missing"]["last_error"]
         assert status["crashing"]["state"] == "failed"
         assert "no config file here" in status["crashing"]["last_error"]  # the server's stderr
         assert status["off"]["state"] == "disabled"

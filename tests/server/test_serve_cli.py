@@ -113,7 +113,10 @@ def test_health_is_503_starting_until_the_agent_is_ready(tmp_path: Path) -> None
         assert refused.status_code == 503 and "not initialized" in refused.json()["error"]
         while httpx.get(server.url + "/health", timeout=2).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert httpx.get(server.url + "/health").json()["status"] == "healthy"
+        ready = httpx.get(server.url + "/health")
+        # serving (200), and honest that the silent MCP server never answered
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert ready.json()["reasons"] == ["MCP server 'silent' is failed: no answer within 3 s"]
 
 
 def test_drain_timeout_bounds_the_wait_for_a_stream_that_will_not_end(tmp_path: Path) -> None:

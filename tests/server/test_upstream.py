@@ -22,7 +22,8 @@ def test_reply_comes_through_an_ollama_upstream(echo_server: AgentServer, tmp_pa
         reply = ollama.Client(host=front.url).chat(model="front", messages=[{"role": "user", "content": "relay"}])
         assert reply.message.content == "You said: relay"
         status = httpx.get(front.url + "/atoll/status").json()["llm"]
-        assert status == {"provider": "ollama", "model": "echo", "base_url": echo_server.url}
+        assert status == {"provider": "ollama", "model": "echo", "base_url": echo_server.url, "reachable": True,
+                          "error": None, "calls_tools": True}
 
 
 def test_unknown_upstream_model_gives_the_upstreams_message(echo_server: AgentServer, tmp_path: Path) -> None:

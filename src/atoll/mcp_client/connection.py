@@ -326,10 +326,16 @@ def _left(deadline: float) -> float:
 def describe_error(exc: BaseException, stderr: StderrTail | None = None) -> str:
     """One line for a connection failure: the innermost errors, plus the server's stderr tail."""
     leaves = list(_leaves(exc))
-    text = "; ".join(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__ for e in leaves)
+    text = "; ".join(_describe_leaf(e) for e in leaves)
     if stderr is not None and stderr.lines:
         text += f" (stderr: {stderr.text()})"
     return text
+
+
+def _describe_leaf(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"command not found: {exc.filename}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

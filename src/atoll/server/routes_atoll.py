@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -15,39 +16,43 @@ from atoll._version import __version__
 from atoll.errors import NotFound, RequestError
 from atoll.server.body import read_body
 from atoll.server.context import runtime_of
+from atoll.server.health import degraded_reasons, tool_servers
 from atoll.server.runtime import AgentRuntime
-from atoll.wire import timestamp
 
 router = APIRouter()
 
 
 def _health_timestamp() -> str:
-    # The seed shows a naive local ISO timestamp with microseconds; keep its shape, in UTC.
-    return timestamp()[:-1]
+    """RFC 3339 with its zone (``2026-01-02T03:04:05.123456+00:00``), as the deployment server's."""
+    return datetime.now(UTC).isoformat()
 
 
 @router.get("/health")
 async def health(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
+    """200 while the agent serves ("healthy", or "degraded" with the reasons), 503 otherwise."""
     status = runtime.state if runtime.state != "stopping" else "unhealthy"
     body: dict[str, Any] = {"status": status, "timestamp": _health_timestamp()}
     if runtime.error:
         body["error"] = runtime.error
+    if status == "healthy" and (reasons := await degraded_reasons(runtime)):
+        body.update(status="degraded", reasons=reasons)
     return JSONResponse(body, status_code=200 if status == "healthy" else 503)
 
 
 @router.get("/atoll/status")
 async def status(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
-    tool_status = runtime.toolbox.status()
-    children = {k.removeprefix("agent:"): v for k, v in tool_status.items() if k.startswith("agent:")}
-    mcp = {k: v for k, v in tool_status.items() if not k.startswith("agent:")}
+    mcp, children = tool_servers(runtime)
+    reasons = await degraded_reasons(runtime) if runtime.state == "healthy" else []
     body = {
-        "status": runtime.state,
+        "status": "degraded" if reasons else runtime.state,
+        "degraded_reasons": reasons,
         "agent": {"name": runtime.name, "version": runtime.config.agent.version,
                   "description": runtime.config.agent.description,
                   "capabilities": runtime.config.agent.capabilities},
         "atoll_version": __version__,
         "llm": {"provider": runtime.provider.name, "model": runtime.provider.model,
-                "base_url": runtime.provider.base_url},
+                "base_url": runtime.provider.base_url, "reachable": await runtime.backend.reachable(),
+                "error": runtime.backend.error, "calls_tools": runtime.provider.profile.supports_tools},
         "mcp_servers": mcp,
         "sub_agents": children,
         "tools": len(runtime.toolbox.specs()),

@@ -17,6 +17,7 @@ from atoll.errors import ModelNotFound, NotReady, RequestError
 from atoll.messages import GenerationOptions
 from atoll.model_names import model_key
 from atoll.providers.base import Provider, create_provider
+from atoll.server.health import BackendCheck
 from atoll.sessions import SessionManager, open_store
 from atoll.tools import EmptyToolbox, Toolbox
 
@@ -26,6 +27,10 @@ State = Literal["starting", "healthy", "unhealthy", "stopping"]
 
 
 def _ignore_event(event: AgentEvent) -> None:
+    return None
+
+
+def _nothing() -> None:
     return None
 
 
@@ -76,6 +81,10 @@ class AgentRuntime:
             max_tool_result_chars=config.agent.max_tool_result_chars,
             approvals=self.approvals,
         )
+        self.backend = BackendCheck(self.provider.base_url)
+        #: Called once the provider and the tools are up, before the agent reports healthy
+        #: (``atoll --server`` prints its start-up block there, with what really connected).
+        self.on_started: Callable[[], None] = _nothing
         self.state: State = "starting"
         self.started_monotonic = time.monotonic()
         self.error: str | None = None
@@ -95,6 +104,8 @@ class AgentRuntime:
     async def start(self) -> None:
         await self.provider.start()
         await self.toolbox.start()
+        await self.backend.reachable()
+        self.on_started()
         self.state = "healthy"
 
     async def aclose(self) -> None:
@@ -128,7 +139,7 @@ class AgentRuntime:
     @property
     def capabilities(self) -> list[str]:
         caps = ["completion"]
-        if self.toolbox.specs() or self.provider.profile.supports_tools:
+        if self.provider.profile.supports_tools:  # a model that cannot call tools does not get them
             caps.append("tools")
         if self.provider.profile.supports_embeddings:
             caps.append("embedding")

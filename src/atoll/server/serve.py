@@ -18,26 +18,37 @@ from atoll.errors import AtollError, ConfigError
 from atoll.logs import setup_logging
 from atoll.net import bind_tcp, is_loopback
 from atoll.server.app import create_app
+from atoll.server.health import mcp_summary, tool_servers, tools_warning
 from atoll.server.runtime import AgentRuntime
 
 logger = logging.getLogger("atoll")
 
 
 def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: int) -> str:
-    shown_host = "localhost" if host in ("0.0.0.0", "::") else host
+    """What ``atoll --server`` prints once the agent is up: what really connected, not what was asked."""
+    shown_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)
     provider = runtime.provider
     upstream = f" at {provider.base_url}" if provider.base_url else ""
+    reachable = "" if runtime.backend.error is None else f"  ({runtime.backend.error})"
+    mcp, children = tool_servers(runtime)
+    degraded = runtime.backend.error is not None or any(s.get("state") == "failed" for s in mcp.values())
     lines = [
-        f"[OK] atoll agent server '{config.agent.name}' listening on http://{host}:{port}",
+        f"[{'DEGRADED' if degraded else 'OK'}] atoll agent server '{config.agent.name}' listening on "
+        f"http://{host}:{port}",
         f"  Agent:    {config.agent.name} {config.agent.version}"
         + (f" ({config.source})" if config.source else " (built-in default agent)"),
-        f"  LLM:      {provider.name} / {provider.model}{upstream}",
-        f"  MCP:      {len(config.mcp_servers)} server(s); sub-agents: {len(config.sub_agents)}",
-        f"  URL:      http://{shown_host}:{port}  (Ollama API; model name '{runtime.model_tag}')",
+        f"  LLM:      {provider.name} / {provider.model}{upstream}{reachable}",
+        f"  MCP:      {mcp_summary(runtime)}",
     ]
+    if children:
+        lines.append(f"  Agents:   {len(children)} sub-agent(s): {', '.join(children)}")
+    lines.append(f"  URL:      http://{shown_host}:{port}  (Ollama API, OpenAI API under /v1; "
+                 f"model name '{runtime.model_tag}')")
     keys = len(config.server.api_keys)
     lines.append(f"  Auth:     {keys} API key(s); clients send 'Authorization: Bearer <key>'" if keys
                  else "  Auth:     none (no API key configured)")
+    if warning := tools_warning(runtime):
+        lines.append(f"  WARNING:  {warning}")
     if not is_loopback(host) and not config.server.api_keys:
         lines.append(f"  WARNING:  listening on {host} (beyond loopback) with no API key configured: "
                      "anyone who can reach this port can use the agent. Set [server] api_keys or ATOLL_API_KEYS.")
@@ -79,8 +90,16 @@ def serve(args: argparse.Namespace) -> int:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
         err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
         return 1
-    Console(highlight=False, soft_wrap=True).print(startup_block(config, runtime, args.host, args.port),
-                                                 markup=False)
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"atoll agent server '{config.agent.name}' starting on http://{args.host}:{args.port} ...",
+              markup=False)
+
+    def started() -> None:
+        out.print(startup_block(config, runtime, args.host, args.port), markup=False)
+        if warning := tools_warning(runtime):
+            logger.warning(warning)
+
+    runtime.on_started = started
     server = _Server(uvicorn.Config(
         create_app(runtime), log_level=args.log_level, log_config=None, access_log=False, lifespan="on",
         # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
