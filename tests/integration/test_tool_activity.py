@@ -102,3 +102,17 @@ def test_echoed_blocks_never_reach_the_model(agent: AgentServer) -> None:
     seen = chat(agent, "/history", history=history, headers={"User-Agent": OPEN_WEBUI_AGENT})
     content = seen.json()["message"]["content"]
     assert "details" not in content and "assistant:Tool results: get-sum=" in content
+
+
+def test_a_child_agents_work_shows_as_a_tool_call_of_the_parent(tmp_path: Path) -> None:
+    child_dir, parent_dir = tmp_path / "child", tmp_path / "parent"
+    with run_agent_server(write_agent(child_dir, scripted_agent_toml("child")), cwd=child_dir) as child:
+        extra = f'[sub_agents.child]\nurl = "{child.url}"\ndescription = "echoes"\n'
+        with run_agent_server(write_agent(parent_dir, scripted_agent_toml("parent", extra=extra)),
+                              cwd=parent_dir) as parent:
+            reply = httpx.post(parent.url + "/api/chat", timeout=30, headers={"X-Atoll-Tool-Activity": "details"},
+                               json={"model": "parent", "stream": False, "messages": [
+                                   {"role": "user", "content": '/tool ask_child {"task": "hello"}'}]})
+    [block] = blocks(reply.json()["message"]["content"])
+    assert block["name"] == "ask_child" and json.loads(block["arguments"]) == {"task": "hello"}
+    assert json.loads(block["result"]) == "You said: hello"

@@ -80,7 +80,7 @@ class ScriptedProvider:
         elif text.startswith("/tool "):
             for index, part in enumerate(text[len("/tool "):].split(" ;; ")):
                 name, _, args = part.strip().partition(" ")
-                arguments = json.loads(args) if args.strip() else {}
+                arguments = json.loads(args.translate(_PLAIN_QUOTES)) if args.strip() else {}
                 yield ToolCallRequested(ToolCall(id=f"call_script{index}", name=name, arguments=arguments))
             yield Finished("stop", Usage(prompt_tokens=prompt_tokens, completion_tokens=1))
             return
@@ -114,6 +114,10 @@ class ScriptedProvider:
             words = [json.dumps(_fill(request.format, text))]
         async for event in _emit(words, request.options.max_tokens, prompt_tokens):
             yield event
+
+
+#: Rich-text chat inputs (Open WebUI's) turn typed quotes into typographic ones.
+_PLAIN_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 
 
 async def _emit(words: list[str], limit: int | None, prompt_tokens: int) -> AsyncIterator[ModelEvent]:
