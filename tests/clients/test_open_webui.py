@@ -28,7 +28,8 @@ from tests.support.servers import REPO, AgentServer, free_port
 from tests.support.waiting import wait_until
 
 OPEN_WEBUI = REPO / ".test-clients/open-webui/bin/open-webui"
-STARTUP_DEADLINE = 240.0  # seconds; about 15-25 s on an idle machine, over 90 s on a loaded one (first start runs ~80 migrations)
+#: Seconds; about 15-25 s on an idle machine, over 90 s on a loaded one (first start runs ~80 migrations).
+STARTUP_DEADLINE = 240.0
 REQUEST_TIMEOUT = 30.0
 
 pytestmark = pytest.mark.skipif(not OPEN_WEBUI.exists(),
