@@ -28,11 +28,7 @@ from tests.support.servers import REPO, AgentServer, free_port
 from tests.support.waiting import wait_until
 
 OPEN_WEBUI = REPO / ".test-clients/open-webui/bin/open-webui"
-<<<<<<< Updated upstream
 #: Seconds; about 15-25 s on an idle machine, over 90 s on a loaded one (first start runs ~80 migrations).
-=======
-#: Seconds; 15-25 s on an idle machine, over 90 s on a loaded one (its first start runs ~80 migrations).
->>>>>>> Stashed changes
 STARTUP_DEADLINE = 240.0
 REQUEST_TIMEOUT = 30.0
 
