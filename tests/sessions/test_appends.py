@@ -139,3 +139,26 @@ async def test_thousands_of_sessions_are_counted_and_cleaned_up(kind: str, tmp_p
             assert rows == 2000
     finally:
         await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_parsed_transcript_is_reused_only_while_the_file_agrees(tmp_path: Path) -> None:
+    """Two stores on one file, as two processes of one agent (a restart's old and new server)."""
+    first, second = SqliteStore(tmp_path / "sessions.db"), SqliteStore(tmp_path / "sessions.db")
+    try:
+        await first.put(record("s", 10.0, "a"))
+        assert texts(await first.get("s")) == ["a"]  # parsed and kept by the first store
+        other = await second.get("s")
+        assert other is not None
+        added = [Message(role="assistant", content="from the other process")]
+        other.messages.extend(added)
+        other.updated = 20.0
+        await second.append(other, added)
+        assert texts(await first.get("s")) == ["a", "from the other process"]
+        await second.put(record("s", 30.0, "rewritten"))
+        assert texts(await first.get("s")) == ["rewritten"]
+        await second.delete("s")
+        assert await first.get("s") is None
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -4,6 +4,11 @@ One row per session (owner, times) and one row per message, so a turn appends it
 instead of rewriting the whole transcript, and a long conversation costs no more to save than a
 short one. Every statement runs on the store's own worker thread, never on the event loop: a slow
 disk (fsync of the WAL, a busy file) stalls that thread, not every other request.
+
+The transcripts of the sessions used last are kept parsed, and reused while the file still says
+what they say (the same last-update time and message count, one indexed look-up), so a turn on a
+long conversation does not parse it all again. Another process writing the session changes both,
+and the transcript is read afresh. Stored messages are shared, never changed in place.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +30,8 @@ from atoll.sessions.store import SessionRecord
 
 _MESSAGES = TypeAdapter(list[Message])
 T = TypeVar("T")
+#: How many parsed transcripts the store keeps.
+RECENT_SESSIONS = 256
 
 
 def _encoded(messages: list[Message]) -> list[str]:
@@ -41,22 +49,38 @@ class SqliteStore:
         migrate(self._db)
         #: One thread: the connection is used by one thread at a time, and writes are serialised.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atoll-sessions")
+        #: id -> (updated, message count, messages); used on the worker thread only.
+        self._recent: OrderedDict[str, tuple[float, int, list[Message]]] = OrderedDict()
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         def read() -> SessionRecord | None:
-            row = self._db.execute("SELECT owner, created, updated FROM sessions WHERE id = ?",
-                                   (session_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT owner, created, updated, (SELECT count(*) FROM messages WHERE session_id = ?) "
+                "FROM sessions WHERE id = ?", (session_id, session_id)).fetchone()
             if row is None:
+                self._recent.pop(session_id, None)
                 return None
+            owner, created, updated, count = row
+            recent = self._recent.get(session_id)
+            if recent is not None and recent[:2] == (updated, count):
+                self._recent.move_to_end(session_id)
+                return SessionRecord(session_id, list(recent[2]), owner, created, updated)
             lines = self._db.execute("SELECT body FROM messages WHERE session_id = ? ORDER BY seq",
                                      (session_id,)).fetchall()
             messages = _MESSAGES.validate_json("[" + ",".join(line[0] for line in lines) + "]")
-            return SessionRecord(session_id, messages, row[0], row[1], row[2])
+            self._remember(session_id, updated, messages)
+            return SessionRecord(session_id, messages, owner, created, updated)
 
         return await self._run(read)
+
+    def _remember(self, session_id: str, updated: float, messages: list[Message]) -> None:
+        self._recent[session_id] = (updated, len(messages), list(messages))
+        self._recent.move_to_end(session_id)
+        while len(self._recent) > RECENT_SESSIONS:
+            self._recent.popitem(last=False)
 
     async def put(self, record: SessionRecord) -> None:
         messages = list(record.messages)
@@ -79,9 +103,13 @@ class SqliteStore:
                     self._replace(record, messages)
                     return
                 self._upsert(record)
-                start = self._db.execute("SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE session_id = ?",
-                                         (record.id,)).fetchone()[0]
-                self._insert(record.id, int(start), added)
+                start = int(self._db.execute("SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE session_id = ?",
+                                             (record.id,)).fetchone()[0])
+                self._insert(record.id, start, added)
+            if start + len(added) == len(messages):  # what is stored is exactly what the caller holds
+                self._remember(record.id, record.updated, messages)
+            else:
+                self._recent.pop(record.id, None)
 
         await self._run(write)
 
@@ -89,6 +117,7 @@ class SqliteStore:
         self._upsert(record)
         self._db.execute("DELETE FROM messages WHERE session_id = ?", (record.id,))
         self._insert(record.id, 0, messages)
+        self._remember(record.id, record.updated, messages)
 
     def _upsert(self, record: SessionRecord) -> None:
         self._db.execute(
@@ -103,6 +132,7 @@ class SqliteStore:
 
     async def delete(self, session_id: str) -> bool:
         def remove() -> bool:
+            self._recent.pop(session_id, None)
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
@@ -118,6 +148,7 @@ class SqliteStore:
 
     async def delete_before(self, cutoff: float) -> int:
         def remove() -> int:
+            self._recent.clear()
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM messages WHERE session_id IN "
