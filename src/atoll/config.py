@@ -54,6 +54,10 @@ ENV_VARS: dict[str, EnvVar] = {
         EnvVar("ATOLL_HOME", None, "Directory for atoll's own state (default ~/.atoll)."),
         EnvVar("ATOLL_SESSION_URL", None, "Redis URL (redis://HOST:PORT/DB) for sessions: agents whose file "
                "sets no session_store keep their sessions there; also the session_url of session_store = \"redis\"."),
+        EnvVar("ATOLL_ORIGINS", None, "Comma-separated browser origins allowed besides the local ones "
+               "(both servers; '*' allows any page)."),
+        EnvVar("ATOLL_ALLOWED_HOSTS", None, "Comma-separated host names a server on loopback answers to "
+               "besides loopback names (DNS rebinding check; '*' turns it off)."),
         EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management API requires "
                "(overrides admin_token in deployment_servers.json)."),
         EnvVar("ATOLL_DEPLOY_AGENT_KEY", None, "Set by the deployment server for each agent it runs: a key "
@@ -259,7 +263,10 @@ class ServerSection(_Section):
     #: Seconds before a server that failed at start is tried again (doubling, at most 10 minutes).
     mcp_retry_interval: float = Field(default=30.0, gt=0)
     drain_timeout: float = Field(default=10.0, ge=0)
+    #: Browser origins allowed besides the local ones (``*``: any page, with a start-up warning).
     cors_origins: list[str] = Field(default_factory=list)
+    #: Host names answered on a loopback listener besides loopback names (DNS rebinding check).
+    allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     request_timeout: float = Field(default=600.0, gt=0)
     rate_limit_per_minute: int | None = Field(default=None, gt=0)

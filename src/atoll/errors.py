@@ -6,7 +6,8 @@
     │   ├── ModelNotFound (404)               ``model`` does not name this agent
     │   ├── NotFound (404)                    unknown session, tool, ...
     │   ├── PayloadTooLarge (413)
-    │   └── Unauthorized (401)
+    │   ├── Unauthorized (401)
+    │   └── Forbidden (403)                   a browser origin or Host name that is not allowed
     ├── NotReady (503)                        the agent is still starting or unhealthy
     ├── RateLimited (429)                     carries ``retry_after`` seconds
     ├── ProviderError (500)                   the LLM backend failed; carries status/model/body
@@ -69,6 +70,10 @@ class PayloadTooLarge(RequestError):
 
 class Unauthorized(RequestError):
     status = 401
+
+
+class Forbidden(RequestError):
+    status = 403
 
 
 class NotReady(AtollError):

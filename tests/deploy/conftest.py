@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from atoll.deploy.admin_token import read_admin_token
 from atoll.deploy.config import DeploymentConfig
 from atoll.deploy.runner import AgentRunner
 from atoll.deploy.service import DeploymentServer, bind_api_socket
@@ -89,7 +90,12 @@ def make_config(**overrides: Any) -> DeploymentConfig:
 class Running:
     server: DeploymentServer
     url: str
+    #: Sends the admin token, as ``atoll status`` and the other CLI commands do.
     client: httpx.AsyncClient
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.server.config.admin_token}"}
 
     def runner(self, name: str) -> AgentRunner:
         return self.server.supervisor.runners[name]
@@ -113,7 +119,11 @@ async def running_server(agents_dir: Path, config: DeploymentConfig | None = Non
         if task.done():
             task.result()  # raises what stopped it
         url = ready.result()
-        async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
+        # The token the server requires: configured, or generated into $ATOLL_HOME/admin_token.
+        token = config.admin_token or read_admin_token()
+        assert token == server.config.admin_token
+        async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
             yield Running(server, url, client)
     finally:
         stop.set()

@@ -35,13 +35,14 @@ async def test_admin_token_guards_management_only(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     write_agent(agents, "open")
     async with running_server(agents, make_config(admin_token=ADMIN)) as run:
+        run.client.headers.pop("Authorization")
         health = await run.client.get("/health")
         assert health.status_code == 200 and health.json()["agents"]["running"] == 1
         for method, path in MANAGEMENT:
             missing = await run.client.request(method, path)
             assert missing.status_code == 401, (method, path)
-            assert missing.json() == {"detail": "missing admin token: send the header "
-                                      "'Authorization: Bearer <admin token>'", "error_code": "UNAUTHORIZED"}
+            message = "missing admin token: send the header 'Authorization: Bearer <admin token>'"
+            assert missing.json() == {"error": message, "detail": message, "error_code": "UNAUTHORIZED"}
             assert missing.headers["www-authenticate"] == "Bearer"
             for wrong in (f"Bearer {ADMIN}x", f"Basic {ADMIN}", ADMIN, "Bearer"):
                 refused = await run.client.request(method, path, headers={"Authorization": wrong})

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from atoll.errors import RateLimited, Unauthorized
-from atoll.server.security import ApiKeys, ConcurrencyLimiter, RequestRateLimiter, key_fingerprint
+from atoll.httpkit.bearer import fingerprint as key_fingerprint
+from atoll.server.security import ApiKeys, ConcurrencyLimiter, RequestRateLimiter
 
 
 class Clock:

@@ -19,7 +19,8 @@ def register(modes: Subparsers) -> None:
                     "Also spelled: atoll --server [options].",
         usage="atoll --server [options]")
     parser.add_argument("--port", type=int, default=8100, help="port to listen on (default 8100)")
-    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the agent to the network)")
     parser.add_argument("--agent", type=Path, help="agent.toml or agent.json (default: the built-in agent)")
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     parser.add_argument("--log-format", default="text", choices=["text", "json"],

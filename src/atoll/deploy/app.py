@@ -14,9 +14,11 @@ from starlette.responses import JSONResponse
 from atoll.deploy import api, front_door, passthrough
 from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.middleware import DeployMiddleware
+from atoll.deploy.middleware import ManagementGuard
 from atoll.deploy.ui import api as dashboard_api
 from atoll.deploy.ui import pages
+from atoll.httpkit import FrontMiddleware, RouteTemplates
+from atoll.httpkit.browser import browser_policy
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +38,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app(ctx: DeployContext) -> Starlette:
     routes = [*dashboard_api.routes(), *api.routes(), *front_door.routes(), *passthrough.routes(),
               *pages.routes()]
-    guard = Middleware(DeployMiddleware, token=ctx.admin_token, stats=ctx.stats, routes=routes,
-                       dashboard=ctx.dashboard)
+    if not ctx.config.admin_token:
+        raise ValueError("the deployment server's app needs an admin token (see deploy/admin_token.py)")
+    policy = browser_policy(ctx.config.cors_origins, ctx.config.allowed_hosts, server="deployment server")
+    guard = Middleware(FrontMiddleware, policy=policy, route_template=RouteTemplates(routes),
+                       record=ctx.stats.observe, authorize=ManagementGuard(ctx.admin_token, ctx.dashboard).authorize)
     app = Starlette(
         routes=routes,
         middleware=[guard],

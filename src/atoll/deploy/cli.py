@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atoll.deploy.admin_token import admin_token_path, read_admin_token
 from atoll.deploy.config import (
     DeploymentConfig,
-    ensure_safe_exposure,
     load_deployment_config,
     resolve_agents_dir,
     state_path,
@@ -49,7 +49,6 @@ def deploy(args: argparse.Namespace) -> int:
         if args.api_port is not None:  # a port the user named is that port or an error, never another
             overrides["auto_discover_port"] = False
         config = config.model_copy(update=overrides)
-        ensure_safe_exposure(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -102,6 +101,10 @@ async def _print_block(server: DeploymentServer, url: str) -> None:
     problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
     lines = startup_block(server.config.display_host, sup.statuses(), problems, remotes, url,
                           str(server.agents_dir))
+    where = f"in {server.token_file} (atoll status reads it)" if server.token_file \
+        else "configured (admin_token / ATOLL_ADMIN_TOKEN)"
+    lines.insert(lines.index(f"  Agents directory: {server.agents_dir}") + 1,
+                 f"  Admin token: {where}; the management API needs 'Authorization: Bearer <token>'")
     print("\n".join(lines), flush=True)
 
 
@@ -125,13 +128,14 @@ def status(args: argparse.Namespace) -> int:
     url = _server_url(args.url, config)
     import httpx
 
-    headers = {"Authorization": f"Bearer {config.admin_token}"} if config.admin_token else {}
+    token = config.admin_token or read_admin_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.get(f"{url}/agents", headers=headers, timeout=5.0, trust_env=False)
         if response.status_code == 401:
             print(f"error: the deployment server at {url} wants its admin token "
-                  f"({response.json().get('detail')}); set ATOLL_ADMIN_TOKEN or admin_token in "
-                  "deployment_servers.json", file=sys.stderr)
+                  f"({response.json().get('detail')}); it is read from ATOLL_ADMIN_TOKEN, admin_token in "
+                  f"deployment_servers.json or {admin_token_path()}", file=sys.stderr)
             return 1
         response.raise_for_status()
         body = response.json()

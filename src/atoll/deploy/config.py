@@ -76,8 +76,14 @@ class DeploymentConfig(BaseModel):
     auto_discover_port: bool = True
     agents_directory: str | None = None
     remote_servers: list[RemoteServer] = Field(default_factory=list)
-    #: Bearer token every management endpoint but ``GET /health`` requires; required beyond loopback.
+    #: Bearer token every management endpoint but ``GET /health`` requires; when not set, one is
+    #: generated into ``$ATOLL_HOME/admin_token`` (see ``admin_token.py``).
     admin_token: str | None = Field(default=None, repr=False)
+    #: Browser origins allowed besides the local ones (``*``: any, with a warning); ``ATOLL_ORIGINS`` adds more.
+    cors_origins: list[str] = Field(default_factory=list)
+    #: Host names answered on a loopback listener besides loopback names (DNS rebinding check);
+    #: ``ATOLL_ALLOWED_HOSTS`` adds more.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     restart_window: float = Field(default=60.0, gt=0)
     startup_timeout: float = Field(default=60.0, gt=0)
@@ -105,14 +111,6 @@ class DeploymentConfig(BaseModel):
     @property
     def loopback_only(self) -> bool:
         return is_loopback(self.bind_host)
-
-
-def ensure_safe_exposure(config: DeploymentConfig) -> None:
-    """Refuse to serve beyond loopback without an admin token (the management API starts, stops,
-    deletes and deploys agents: open to a network, it is remote code execution)."""
-    if not config.loopback_only and not config.admin_token:
-        raise ConfigError(f"refusing to listen on {config.host} (beyond loopback) without an admin token: "
-                          "set admin_token in deployment_servers.json or ATOLL_ADMIN_TOKEN")
 
 
 def config_path() -> Path:

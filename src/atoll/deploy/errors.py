@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.types import Message
 
 from atoll.errors import AtollError
+from atoll.httpkit.body import BodyLimit
 
 
 class ManagementError(AtollError):
@@ -54,19 +54,7 @@ class BodyTooLarge(ManagementError):
 def limited(request: Request, limit: int) -> Request:
     """``request`` whose body reading fails past ``limit`` bytes, whatever ``Content-Length`` said
     (a chunked upload declares none)."""
-    receive = request.receive
-    seen = 0
-
-    async def counting() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge(f"request body is larger than {limit} bytes")
-        return message
-
-    return Request(request.scope, counting)
+    return Request(request.scope, BodyLimit(request.receive, limit, error=BodyTooLarge))
 
 
 class PortUnavailable(ManagementError):

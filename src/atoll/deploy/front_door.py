@@ -29,7 +29,7 @@ from starlette.routing import Route
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import context_of
-from atoll.deploy.relay import error, forward, read_body
+from atoll.deploy.relay import caller_auth, error, forward, read_body
 from atoll.deploy.remote import HOP_HEADER, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
 from atoll.model_names import model_key
@@ -63,7 +63,7 @@ async def tags(request: Request) -> JSONResponse:
 async def ps(request: Request) -> JSONResponse:
     """The running agents as Ollama's loaded models (local ones: remotes have their own front door)."""
     ctx = context_of(request)
-    auth = request.headers.get("authorization")
+    auth = caller_auth(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
     listed = await asyncio.gather(*(_listing(ctx.client, r.port, "/api/ps", auth) for r in runners))
     return JSONResponse({"models": [m for group in listed if group for m in group]})
@@ -87,7 +87,7 @@ async def _all_models(request: Request) -> list[dict[str, Any]]:
     """Every running local agent's ``/api/tags`` entries, then the remotes' (first name wins)."""
     ctx = context_of(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
-    auth = request.headers.get("authorization")
+    auth = caller_auth(request)
     local = await asyncio.gather(*(_listing(ctx.client, r.port, "/api/tags", auth) for r in runners))
     models = [m for name, group in zip((r.spec.name for r in runners), local, strict=True)
               for m in (_placeholder(name) if group is None else group)]
@@ -155,7 +155,7 @@ async def target(request: Request, model: str) -> str | RemoteServer | Response:
     if HOP_HEADER in request.headers:
         return error(request, 404, f"model '{model}' not found")
     if name not in ctx.remote_index:
-        for remote_cfg, listed in await _remote_listing(ctx, request.headers.get("authorization")):
+        for remote_cfg, listed in await _remote_listing(ctx, caller_auth(request)):
             for entry in listed:
                 ctx.remote_index[model_key(str(entry.get("name", "")))] = remote_cfg
     remote = ctx.remote_index.get(name)

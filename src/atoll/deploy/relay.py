@@ -7,6 +7,7 @@ that key instead), the request id goes along, hop-by-hop headers do not.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,7 @@ from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import context_of
 from atoll.deploy.errors import BodyTooLarge, limited
 from atoll.deploy.remote import HOP_HEADER, front_door_auth
+from atoll.httpkit import bearer_token
 
 #: Headers that belong to one hop of the connection and are not relayed.
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
@@ -46,13 +48,24 @@ async def read_body(request: Request) -> bytes | JSONResponse:
         return error(request, 413, exc.message)
 
 
+def caller_auth(request: Request) -> str | None:
+    """The caller's ``Authorization``, unless it carries this server's admin token (which is for the
+    management API only and must never reach an agent process)."""
+    auth = caller_auth(request)
+    admin = context_of(request).config.admin_token
+    presented = bearer_token(auth)
+    if presented is not None and admin and hmac.compare_digest(presented, admin.encode()):
+        return None
+    return auth
+
+
 def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str, str]:
     """The caller's headers minus hop-by-hop ones, with the request id, and for a remote its key
     and the hop mark (a remote front door must not forward again)."""
     headers = {k: v for k, v in request.headers.items()
                if k.lower() not in HOP_BY_HOP and k.lower() not in ("x-request-id", "authorization")}
     headers["X-Request-ID"] = request.scope.get("state", {}).get("request_id", "")
-    auth = request.headers.get("authorization")
+    auth = caller_auth(request)
     if remote is not None:
         headers[HOP_HEADER] = "1"
         auth = front_door_auth(remote, auth)

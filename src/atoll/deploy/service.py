@@ -17,9 +17,10 @@ import httpx
 import uvicorn
 
 from atoll.config import atoll_home
+from atoll.deploy.admin_token import admin_token_path, ensure_admin_token
 from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.app import create_app, make_client
-from atoll.deploy.config import DeploymentConfig, ensure_safe_exposure, state_path
+from atoll.deploy.config import DeploymentConfig, state_path
 from atoll.deploy.context import DeployContext
 from atoll.deploy.deploy_zip import Deployer, read_checksum
 from atoll.deploy.discover import AgentSpec, Discovery, Problem, discover
@@ -62,9 +63,7 @@ def settings_from(config: DeploymentConfig) -> SupervisorSettings:
 
 
 def bind_api_socket(config: DeploymentConfig) -> socket.socket:
-    """Bind the management port, moving up past busy ports when ``auto_discover_port`` is set.
-    Beyond loopback only with an admin token (``ConfigError`` otherwise)."""
-    ensure_safe_exposure(config)
+    """Bind the management port, moving up past busy ports when ``auto_discover_port`` is set."""
     host = config.bind_host
     candidates = range(config.api_port, config.api_port + (100 if config.auto_discover_port else 1))
     for port in candidates:
@@ -89,12 +88,18 @@ class DeploymentServer:
     agent_keys: AgentKeys
     feed: StateFeed
     sampler: Sampler
+    #: Where the generated admin token is (None when one is configured).
+    token_file: Path | None = None
 
     @classmethod
     def build(cls, config: DeploymentConfig, agents_dir: Path, *, command_for: CommandFor | None = None,
               env_base: dict[str, str] | None = None, home: Path | None = None) -> DeploymentServer:
         """Must be called inside the event loop that will run it."""
         home = home or atoll_home()
+        token_file = None
+        if not config.admin_token:
+            config = config.model_copy(update={"admin_token": ensure_admin_token(home)})
+            token_file = admin_token_path(home)
         logs_dir, venv_root = home / "logs", home / "venvs"
         client = make_client()
         agent_keys, feed = AgentKeys(), StateFeed()
@@ -132,7 +137,8 @@ class DeploymentServer:
                 supervisor.checksums[spec.name] = checksum
         deployer = Deployer(supervisor, agents_dir, venv_root)
         sampler = Sampler(supervisor, client, agent_keys, interval=config.sample_interval)
-        return cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler)
+        return cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler,
+                   token_file)
 
     def context(self) -> DeployContext:
         return DeployContext(self.supervisor, self.deployer, self.config, self.logs_dir, self.client,

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from atoll._version import __version__
 from atoll.server import (
@@ -28,11 +27,6 @@ from atoll.server.security import install_security
 
 logger = logging.getLogger(__name__)
 
-#: Origins Ollama allows by default, so browser-based clients work out of the box.
-DEFAULT_CORS_ORIGIN_REGEX = (
-    r"^(https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?"
-    r"|app://.*|file://.*|tauri://.*|vscode-webview://.*|vscode-file://.*)$"
-)
 
 
 async def _start(runtime: AgentRuntime) -> None:
@@ -73,14 +67,6 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
                    routes_approvals):
         app.include_router(module.router)
     install_security(app, runtime.config.server)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=runtime.config.server.cors_origins,
-        allow_origin_regex=DEFAULT_CORS_ORIGIN_REGEX,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["X-Session-ID", "X-Request-ID"],
-    )
     install_observability(app, runtime)
     document_request_bodies(app)
     return app

@@ -12,8 +12,6 @@ exchange bounded by ``request_timeout`` (504, or a last error line once a stream
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoll.config import env
 from atoll.errors import AtollError, PayloadTooLarge, RateLimited, Unauthorized
+from atoll.httpkit import BodyLimit, TokenSet, header
+from atoll.httpkit.body import declared_too_large, too_large_message
 from atoll.server.errors import error_response, openai_error_response
 from atoll.server.openai_wire import openai_error_body
 
@@ -39,23 +39,18 @@ PUBLIC_PATHS = frozenset({"/", "/health", "/api/version"})
 GENERATION_PATHS = frozenset({"/api/chat", "/api/generate", "/v1/chat/completions", "/v1/completions"})
 #: Not counted against the per-minute limit, so probes and scrapers never lock a client out.
 UNMETERED_PATHS = PUBLIC_PATHS | {"/metrics"}
+MAX_BODY_SETTING = "server.max_body_bytes"
 #: What a client over the concurrency limit is told to wait before retrying.
 CONCURRENCY_RETRY_AFTER_S = 1.0
-
-
-def key_fingerprint(key: str) -> str:
-    """A stable, non-secret name for a key: sessions are bound to it and it may appear in logs."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 class ApiKeys:
     """The configured keys; ``owner`` checks a request's ``Authorization`` header in constant time."""
 
     def __init__(self, keys: list[str], deployment_key: str | None = None) -> None:
-        self._keys = [(key.encode(), key_fingerprint(key)) for key in keys if key]
+        keys = [key for key in keys if key]
         # The deployment server's own key for this agent counts only where keys are required at all.
-        if self._keys and deployment_key:
-            self._keys.append((deployment_key.encode(), key_fingerprint(deployment_key)))
+        self._keys = TokenSet([*keys, deployment_key] if keys and deployment_key else keys)
 
     @property
     def enabled(self) -> bool:
@@ -65,13 +60,8 @@ class ApiKeys:
         """The fingerprint of the key presented, or ``Unauthorized``. Every key is compared, always."""
         if not authorization:
             raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
-        scheme, _, token = authorization.strip().partition(" ")
-        presented = token.strip().encode() if scheme.lower() == "bearer" else b""
-        found = ""
-        for key, fingerprint in self._keys:
-            if hmac.compare_digest(presented, key):
-                found = fingerprint
-        if not found:
+        found = self._keys.match(authorization)
+        if found is None:
             raise Unauthorized("invalid API key")
         return found
 
@@ -143,38 +133,18 @@ def _stream_error_line(content_type: str, message: str) -> bytes:
 class _Exchange:
     """One request's receive/send, wrapped: counts the body, remembers what has been sent."""
 
-    __slots__ = (
-        "_send",
-        "content_type",
-        "finished",
-        "max_body",
-        "raw_receive",
-        "received",
-        "scope",
-        "started",
-        "too_large",
-    )
+    __slots__ = ("_send", "body", "content_type", "finished", "raw_receive", "scope", "started")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, max_body: int) -> None:
-        self.scope, self.raw_receive, self._send, self.max_body = scope, receive, send, max_body
-        self.received = 0
-        self.too_large = False
+        self.scope, self.raw_receive, self._send = scope, receive, send
+        self.body = BodyLimit(receive, max_body, setting=MAX_BODY_SETTING)
         self.started = False
         self.finished = False
         self.content_type = ""
 
-    async def receive(self) -> Message:
-        message = await self.raw_receive()
-        if message["type"] == "http.request":
-            self.received += len(message.get("body", b""))
-            if self.received > self.max_body:
-                self.too_large = True
-                raise PayloadTooLarge(_too_large(self.max_body))
-        return message
-
     async def send(self, message: Message) -> None:
-        if self.too_large and not self.started:
-            await self.reply(PayloadTooLarge(_too_large(self.max_body)))
+        if self.body.exceeded and not self.started:
+            await self.reply(PayloadTooLarge(self.body.message))
             return
         if self.finished:
             return
@@ -202,10 +172,6 @@ class _Exchange:
         await self._send({"type": "http.response.body", "body": line, "more_body": False})
 
 
-def _too_large(limit: int) -> str:
-    return f"request body too large: the limit is {limit} bytes (server.max_body_bytes)"
-
-
 class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: ServerSection) -> None:
         self.app = app
@@ -224,8 +190,9 @@ class SecurityMiddleware:
         exchange = _Exchange(scope, receive, send, self.max_body)
         try:
             client = self._admit(scope)
-            # The server frames a body by its Content-Length, so only a body without one needs counting.
-            receive = exchange.raw_receive if _header(scope, b"content-length") else exchange.receive
+            # A body is framed by its Content-Length (checked in _admit; with Transfer-Encoding too it
+            # was refused by the front layer) or chunked, and then counted as it arrives.
+            receive = exchange.raw_receive if header(scope, b"content-length") else exchange.body
             if self.concurrency is not None and scope["path"] in GENERATION_PATHS and scope["method"] == "POST":
                 with self.concurrency.slot(client):
                     await self._run(exchange, receive)
@@ -239,14 +206,13 @@ class SecurityMiddleware:
         path: str = scope["path"]
         client = _address(scope)
         if self.keys.enabled and path not in PUBLIC_PATHS and scope["method"] != "OPTIONS":
-            owner = self.keys.owner(_header(scope, b"authorization"))
+            owner = self.keys.owner(header(scope, b"authorization"))
             scope.setdefault("state", {})["key_owner"] = owner
             client = owner
         if self.rate is not None and path not in UNMETERED_PATHS and scope["method"] != "OPTIONS":
             self.rate.acquire(client)
-        declared = _header(scope, b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body:
-            raise PayloadTooLarge(_too_large(self.max_body))
+        if declared_too_large(scope, self.max_body):
+            raise PayloadTooLarge(too_large_message(self.max_body, MAX_BODY_SETTING))
         return client
 
     async def _run(self, exchange: _Exchange, receive: Receive) -> None:
@@ -262,18 +228,12 @@ class SecurityMiddleware:
             await exchange.cut_short(message)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _address(scope: Scope) -> str:
     client: Any = scope.get("client")
     return str(client[0]) if client else "-"
 
 
 def install_security(app: FastAPI, settings: ServerSection) -> None:
-    """Add the middleware; call it before CORS is added, so CORS wraps it and answers preflights."""
+    """Add the middleware; the front layer (``install_observability``) goes outside it, so it sees
+    and logs every answer this one gives, and answers CORS preflights before a key is asked for."""
     app.add_middleware(SecurityMiddleware, settings=settings)

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
+from atoll.httpkit import header
+
 COOKIE_NAME = "atoll_dashboard"
 #: How long a sign-in lasts.
 SESSION_SECONDS = 12 * 3600
@@ -28,12 +30,8 @@ MAX_FAILURES = 10
 FAILURE_WINDOW_S = 60.0
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
-
-
 def cookie_value(scope: Scope) -> str | None:
-    raw = _header(scope, b"cookie")
+    raw = header(scope, b"cookie")
     if not raw:
         return None
     for part in raw.split(";"):
@@ -45,7 +43,7 @@ def cookie_value(scope: Scope) -> str | None:
 
 def own_origin(scope: Scope) -> str | None:
     """The origin a browser shows for this server: the scheme and the Host header it was reached by."""
-    host = _header(scope, b"host")
+    host = header(scope, b"host")
     return f"{scope.get('scheme', 'http')}://{host.lower()}" if host else None
 
 
@@ -64,10 +62,10 @@ def _origin_of(url: str) -> str | None:
 def same_origin_problem(scope: Scope) -> str | None:
     """Why a cookie-authenticated request is refused for its origin, or None when it is our own."""
     mine = own_origin(scope)
-    origin = _header(scope, b"origin")
+    origin = header(scope, b"origin")
     stated = origin if origin and origin != "null" else None
     if stated is None:
-        referer = _header(scope, b"referer")
+        referer = header(scope, b"referer")
         stated = _origin_of(referer) if referer else None
     else:
         stated = _origin_of(stated)
@@ -123,14 +121,14 @@ class DashboardSessions:
         self._failures.setdefault(client, []).append(self.clock())
 
 
-def set_cookie_header(session_id: str, *, secure: bool) -> str:
+def set_cookieheader(session_id: str, *, secure: bool) -> str:
     attrs = [f"{COOKIE_NAME}={session_id}", "Path=/", f"Max-Age={SESSION_SECONDS}", "HttpOnly", "SameSite=Strict"]
     if secure:
         attrs.append("Secure")
     return "; ".join(attrs)
 
 
-def clear_cookie_header(*, secure: bool) -> str:
+def clear_cookieheader(*, secure: bool) -> str:
     attrs = [f"{COOKIE_NAME}=", "Path=/", "Max-Age=0", "HttpOnly", "SameSite=Strict"]
     if secure:
         attrs.append("Secure")
