@@ -121,14 +121,14 @@ class DashboardSessions:
         self._failures.setdefault(client, []).append(self.clock())
 
 
-def set_cookieheader(session_id: str, *, secure: bool) -> str:
+def set_cookie_header(session_id: str, *, secure: bool) -> str:
     attrs = [f"{COOKIE_NAME}={session_id}", "Path=/", f"Max-Age={SESSION_SECONDS}", "HttpOnly", "SameSite=Strict"]
     if secure:
         attrs.append("Secure")
     return "; ".join(attrs)
 
 
-def clear_cookieheader(*, secure: bool) -> str:
+def clear_cookie_header(*, secure: bool) -> str:
     attrs = [f"{COOKIE_NAME}=", "Path=/", "Max-Age=0", "HttpOnly", "SameSite=Strict"]
     if secure:
         attrs.append("Secure")
