@@ -51,7 +51,7 @@ async def read_body(request: Request) -> bytes | JSONResponse:
 def caller_auth(request: Request) -> str | None:
     """The caller's ``Authorization``, unless it carries this server's admin token (which is for the
     management API only and must never reach an agent process)."""
-    auth = caller_auth(request)
+    auth = request.headers.get("authorization")
     admin = context_of(request).config.admin_token
     presented = bearer_token(auth)
     if presented is not None and admin and hmac.compare_digest(presented, admin.encode()):
