@@ -92,6 +92,8 @@ class Running:
     url: str
     #: Sends the admin token, as ``atoll status`` and the other CLI commands do.
     client: httpx.AsyncClient
+    #: Sends no credentials (a browser page, a stranger); tests add the headers they mean.
+    bare: httpx.AsyncClient
 
     @property
     def admin(self) -> dict[str, str]:
@@ -123,8 +125,9 @@ async def running_server(agents_dir: Path, config: DeploymentConfig | None = Non
         token = config.admin_token or read_admin_token()
         assert token == server.config.admin_token
         async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False,
-                                     headers={"Authorization": f"Bearer {token}"}) as client:
-            yield Running(server, url, client)
+                                     headers={"Authorization": f"Bearer {token}"}) as client, \
+                httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as bare:
+            yield Running(server, url, client, bare)
     finally:
         stop.set()
         with anyio.fail_after(60):

@@ -68,10 +68,8 @@ async def test_management_always_needs_the_generated_token_which_never_reaches_a
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
         assert len(token) >= 32 and run.server.token_file == token_file
-        bare = httpx.AsyncClient(base_url=run.url, trust_env=False)
-        async with bare:
-            assert (await bare.get("/agents")).status_code == 401
-            assert (await bare.get("/health")).status_code == 200
+        assert (await run.bare.get("/agents")).status_code == 401
+        assert (await run.bare.get("/health")).status_code == 200
         # The front door strips the admin token: the agent sees no Authorization from it.
         answered = await run.client.post("/api/chat", json=CHAT, headers={"X-Request-ID": "with-admin-token"})
         assert answered.status_code == 200

@@ -42,7 +42,7 @@ def origin_of(run: Running) -> str:
 
 
 async def sign_in(run: Running, token: str = ADMIN, origin: str | None = None) -> httpx.Response:
-    return await run.client.post("/ui/session", json={"token": token},
+    return await run.bare.post("/ui/session", json={"token": token},
                                  headers={"Origin": origin or origin_of(run)})
 
 
@@ -53,7 +53,7 @@ def cookie_of(response: httpx.Response) -> str:
 
 
 async def first_event(run: Running, headers: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
-    async with run.client.stream("GET", "/agents/events", headers=headers) as response:
+    async with run.bare.stream("GET", "/agents/events", headers=headers) as response:
         if response.status_code != 200:
             return response.status_code, None
         event = ""
@@ -69,22 +69,22 @@ async def test_page_is_offline_and_every_route_it_uses_needs_token_or_same_origi
     agents = tmp_path / "agents"
     write_agent(agents, "open")
     async with running_server(agents, make_config(admin_token=ADMIN)) as run:
-        page = await run.client.get("/ui")
+        page = await run.bare.get("/ui")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert page.headers["x-frame-options"] == "DENY"
         for name in ASSET_TYPES:
-            asset = await run.client.get(f"/ui/assets/{name}")
+            asset = await run.bare.get(f"/ui/assets/{name}")
             assert asset.status_code == 200 and asset.headers["content-type"] == ASSET_TYPES[name]
-        assert (await run.client.get("/ui/assets/..%2Fpages.py")).status_code == 404
-        assert (await run.client.get("/ui/assets/index.html.bak")).status_code == 404
+        assert (await run.bare.get("/ui/assets/..%2Fpages.py")).status_code == 404
+        assert (await run.bare.get("/ui/assets/index.html.bak")).status_code == 404
         for path in ASSETS.iterdir():  # nothing is fetched from elsewhere: it works offline
             text = path.read_text()
             assert not re.search(r"""(src|href)=["']?(https?:)?//|url\(\s*["']?(https?:)?//|fetch\(["']https?:""",
                                  text), path.name
 
         for method, path in PAGE_ROUTES:
-            refused = await run.client.request(method, path)
+            refused = await run.bare.request(method, path)
             assert refused.status_code == 401, (method, path)
             assert refused.json()["error_code"] == "UNAUTHORIZED"
 
@@ -109,21 +109,21 @@ async def test_page_is_offline_and_every_route_it_uses_needs_token_or_same_origi
                 continue
             for headers in ({"Origin": theirs}, {"Referer": f"{theirs}/ui"}, {}, {"Origin": "null"},
                             {"Origin": mine.replace("http:", "https:")}):
-                refused = await run.client.request(method, path, headers={**cookie, **headers})
+                refused = await run.bare.request(method, path, headers={**cookie, **headers})
                 assert refused.status_code == 403, (method, path, headers)
                 assert refused.json()["error_code"] == "FORBIDDEN_ORIGIN"
             if method != "GET":
                 continue
-            allowed = await run.client.request(method, path, headers={**cookie, "Referer": f"{mine}/ui"})
+            allowed = await run.bare.request(method, path, headers={**cookie, "Referer": f"{mine}/ui"})
             assert allowed.status_code not in (401, 403), (method, path, allowed.text)
         # A forged or stale cookie is no cookie: the caller is told to authenticate.
-        forged = await run.client.get("/agents", headers={"Cookie": "atoll_dashboard=nope", "Origin": mine})
+        forged = await run.bare.get("/agents", headers={"Cookie": "atoll_dashboard=nope", "Origin": mine})
         assert forged.status_code == 401
         assert run.runner("open").state == RUNNING  # nothing the refused calls asked for was done
 
-        out = await run.client.delete("/ui/session", headers={**cookie, "Origin": mine})
+        out = await run.bare.delete("/ui/session", headers={**cookie, "Origin": mine})
         assert out.status_code == 200 and "Max-Age=0" in out.headers["set-cookie"]
-        assert (await run.client.get("/agents", headers={**cookie, "Origin": mine})).status_code == 401
+        assert (await run.bare.get("/agents", headers={**cookie, "Origin": mine})).status_code == 401
 
         for _ in range(9):  # one wrong token was tried above
             assert (await sign_in(run, token="guess")).status_code == 401
@@ -139,10 +139,10 @@ async def test_live_stream_shows_each_state_of_a_restart_and_ends_with_the_serve
         before = run.runner("open").proc
         assert before is not None
         seen: list[tuple[str, int | None]] = []
-        async with run.client.stream("GET", "/agents/events", headers=AS_ADMIN) as stream:
+        async with run.bare.stream("GET", "/agents/events", headers=AS_ADMIN) as stream:
             lines = stream.aiter_lines()
             assert (await anext(lines)) == "event: snapshot"
-            restart = await run.client.post("/agents/open/restart?wait=false", headers=AS_ADMIN)
+            restart = await run.bare.post("/agents/open/restart?wait=false", headers=AS_ADMIN)
             assert restart.status_code == 200
             event = ""
             async for line in lines:
@@ -158,7 +158,7 @@ async def test_live_stream_shows_each_state_of_a_restart_and_ends_with_the_serve
         assert states[0] == "restarting" and states[-1] == RUNNING and "starting" in states, states
         assert seen[-1][1] not in (None, before.pid)
         # A stream still open when the server stops ends, rather than holding the shutdown.
-        open_stream = run.client.stream("GET", "/agents/events", headers=AS_ADMIN)
+        open_stream = run.bare.stream("GET", "/agents/events", headers=AS_ADMIN)
         response = await open_stream.__aenter__()
         assert response.status_code == 200
     await open_stream.__aexit__(None, None, None)
@@ -172,7 +172,7 @@ async def test_keyed_agent_is_reached_with_the_servers_own_credential_never_show
         bodies: list[str] = []
 
         async def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
-            response = await run.client.request(method, path, headers=AS_ADMIN, **kwargs)
+            response = await run.bare.request(method, path, headers=AS_ADMIN, **kwargs)
             bodies.append(response.text)
             return response
 
@@ -210,13 +210,13 @@ async def test_keyed_agent_is_reached_with_the_servers_own_credential_never_show
         assert (await call("GET", "/agents/keyed/sessions/a%20b")).status_code == 400
 
         # The front door still asks callers for the agent's own keys: the server's credential stays its own.
-        anonymous = await run.client.post("/api/chat", json={"model": "keyed", "stream": False,
+        anonymous = await run.bare.post("/api/chat", json={"model": "keyed", "stream": False,
                                                              "messages": [{"role": "user", "content": "hi"}]})
         assert anonymous.status_code == 401
 
         await wait_until_async(lambda: len(run.server.sampler.rings.get("keyed", ())) >= 1, timeout=20,
                                what="a metrics sample")
-        await run.client.post("/agents/keyed/chat", headers=AS_ADMIN, json={"message": "again", "session_id": "s-2"})
+        await run.bare.post("/agents/keyed/chat", headers=AS_ADMIN, json={"message": "again", "session_id": "s-2"})
         await wait_until_async(lambda: _chat_sampled(run, "keyed"), timeout=20, what="the chat in the samples")
         samples = (await call("GET", "/agents/keyed/samples")).json()
         assert samples["interval_s"] == 1 and len(samples["t"]) == len(samples["p95_ms"]) >= 1

@@ -35,28 +35,27 @@ async def test_admin_token_guards_management_only(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     write_agent(agents, "open")
     async with running_server(agents, make_config(admin_token=ADMIN)) as run:
-        run.client.headers.pop("Authorization")
-        health = await run.client.get("/health")
+        health = await run.bare.get("/health")
         assert health.status_code == 200 and health.json()["agents"]["running"] == 1
         for method, path in MANAGEMENT:
-            missing = await run.client.request(method, path)
+            missing = await run.bare.request(method, path)
             assert missing.status_code == 401, (method, path)
             message = "missing admin token: send the header 'Authorization: Bearer <admin token>'"
             assert missing.json() == {"error": message, "detail": message, "error_code": "UNAUTHORIZED"}
             assert missing.headers["www-authenticate"] == "Bearer"
             for wrong in (f"Bearer {ADMIN}x", f"Basic {ADMIN}", ADMIN, "Bearer"):
-                refused = await run.client.request(method, path, headers={"Authorization": wrong})
+                refused = await run.bare.request(method, path, headers={"Authorization": wrong})
                 assert refused.status_code == 401 and refused.json()["detail"] == "invalid admin token"
         assert run.runner("open").state == RUNNING and (agents / "open").is_dir()  # nothing was done
 
-        listed = await run.client.get("/agents", headers=AS_ADMIN)
+        listed = await run.bare.get("/agents", headers=AS_ADMIN)
         assert listed.status_code == 200 and [a["name"] for a in listed.json()["agents"]] == ["open"]
-        assert (await run.client.get("/no-such-page", headers=AS_ADMIN)).status_code == 404
-        stopped = await run.client.post("/agents/open/stop", headers={"Authorization": f"bearer  {ADMIN}"})
+        assert (await run.bare.get("/no-such-page", headers=AS_ADMIN)).status_code == 404
+        stopped = await run.bare.post("/agents/open/stop", headers={"Authorization": f"bearer  {ADMIN}"})
         assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
         # The front door needs no admin token: it is the agents' own keys that count there.
-        assert (await run.client.get("/api/version")).status_code == 200
-        assert (await run.client.get("/api/tags")).json() == {"models": []}
+        assert (await run.bare.get("/api/version")).status_code == 200
+        assert (await run.bare.get("/api/tags")).json() == {"models": []}
 
 
 async def test_front_door_passes_credentials_through_to_agents_and_child_agents(tmp_path: Path) -> None:

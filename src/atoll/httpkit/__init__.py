@@ -9,8 +9,9 @@ metrics, who needs a token) is handed to it, never copied.
 from atoll.httpkit.bearer import TokenSet, bearer_token
 from atoll.httpkit.body import BodyLimit, framing_problem
 from atoll.httpkit.browser import BrowserPolicy, HostPolicy, OriginPolicy
-from atoll.httpkit.front import FrontMiddleware, Refusal
+from atoll.httpkit.front import FrontMiddleware
 from atoll.httpkit.methods import metric_method
+from atoll.httpkit.refusal import Refusal
 from atoll.httpkit.requests import RouteTemplates, header, logged_path, request_id_of
 
 __all__ = [

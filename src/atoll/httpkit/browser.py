@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from starlette.types import Scope
 
 from atoll.config import env
+from atoll.httpkit.refusal import Refusal
 from atoll.httpkit.requests import header
 from atoll.net import is_loopback
 
@@ -103,22 +104,23 @@ class HostPolicy:
 
 
 class BrowserPolicy:
-    """Both checks, in the order a request meets them; ``problem`` says why a request is refused."""
+    """Both checks, in the order a request meets them; ``refusal`` is the 403 for a refused request."""
 
     def __init__(self, origins: OriginPolicy, hosts: HostPolicy) -> None:
         self.origins = origins
         self.hosts = hosts
 
-    def problem(self, scope: Scope) -> str | None:
+    def refusal(self, scope: Scope) -> Refusal | None:
         host = header(scope, b"host")
         if _on_loopback(scope) and not self.hosts.allows(host):
-            return (f"host '{host}' is not allowed: this server listens on loopback and answers only to "
-                    "loopback names (add the name to allowed_hosts or ATOLL_ALLOWED_HOSTS)")
+            return Refusal(403, f"host '{host}' is not allowed: this server listens on loopback and answers "
+                           "only to loopback names (add the name to allowed_hosts or ATOLL_ALLOWED_HOSTS)",
+                           "FORBIDDEN_HOST")
         origin = header(scope, b"origin")
         if origin is None or self.origins.allows(origin) or self._same_origin(origin, host):
             return None
-        return (f"origin '{origin}' is not allowed: a web page may use this server only from an allowed "
-                "origin (add it to cors_origins or ATOLL_ORIGINS)")
+        return Refusal(403, f"origin '{origin}' is not allowed: a web page may use this server only from an "
+                       "allowed origin (add it to cors_origins or ATOLL_ORIGINS)", "FORBIDDEN_ORIGIN")
 
     def _same_origin(self, origin: str, host: str | None) -> bool:
         """A page served by this server itself, reached by an address or an allowed name (a name

@@ -18,7 +18,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from atoll.httpkit.body import framing_problem
 from atoll.httpkit.browser import BrowserPolicy
 from atoll.httpkit.methods import metric_method
+from atoll.httpkit.refusal import Refusal
 from atoll.httpkit.requests import REQUEST_ID_HEADER, header, logged_path, request_id_of
 from atoll.logs import request_id_var
 
@@ -37,16 +37,6 @@ _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\\x00-\x1f]{0,200})"')
 #: Response headers a page from an allowed origin may read.
 EXPOSED_HEADERS = b"X-Session-ID, X-Request-ID"
 PREFLIGHT_MAX_AGE = b"600"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """An answer given before any route runs."""
-
-    status: int
-    message: str
-    code: str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def json_refusal(scope: Scope, refusal: Refusal) -> Response:
@@ -135,10 +125,9 @@ class FrontMiddleware:
             request_id_var.reset(token)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
-        problem = self.policy.problem(scope)
-        if problem is not None:
+        refusal = self.policy.refusal(scope)
+        if refusal is not None:
             exchange.cors = None  # nothing about the answer is for that page to read
-            refusal: Refusal | None = Refusal(403, problem, "FORBIDDEN")
         else:
             refusal = self._refusal(scope)
         if refusal is not None:
