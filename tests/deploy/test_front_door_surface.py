@@ -99,8 +99,8 @@ async def test_agent_prefix_is_for_agents_only_when_the_management_api_has_a_tok
     agents = tmp_path / "agents"
     write_agent(agents, "open")
     async with running_server(agents, make_config(admin_token="admin-t")) as run:
-        relayed = await run.client.get("/agent/open/health")  # the agent's own rules, not the admin token
+        relayed = await run.bare.get("/agent/open/health")  # the agent's own rules, not the admin token
         assert relayed.status_code == 200
-        assert (await run.client.get("/agents/open")).status_code == 401
+        assert (await run.bare.get("/agents/open")).status_code == 401
         async with httpx.AsyncClient(base_url=run.url, trust_env=False) as plain:
             assert (await plain.get("/v1/models")).status_code == 200
