@@ -376,7 +376,9 @@ async function loadSessions() {
   $("sessions-note").textContent = `${data.active_sessions ?? data.sessions.length} active session(s); ` +
     `sessions expire after ${data.timeout_minutes ?? "?"} minutes without use.`;
   $("sessions").replaceChildren(...data.sessions.map((s) => h("li", { "data-session": s.id },
-    h("code", {}, s.id), s.updated_at ? h("span", { class: "muted" }, ago(typeof s.updated_at === "number" ? new Date(s.updated_at * 1000).toISOString() : s.updated_at)) : null,
+    h("code", {}, s.id),
+    s.updated_at ? h("span", { class: "muted" }, `updated ${ago(s.updated_at)}`) : null,
+    s.turns !== undefined ? h("span", { class: "muted" }, `${s.turns} turn(s)`) : null,
     h("button", { type: "button", onclick: () => openSession(s.id) }, "Open"),
     h("button", { type: "button", class: "danger", onclick: async () => {
       if (!(await confirmDialog(`Delete session ${s.id}?`))) return;
