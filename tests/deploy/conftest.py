@@ -105,9 +105,10 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_server(agents_dir: Path, config: DeploymentConfig | None = None,
-                         command_for: Callable[..., list[str]] | None = None) -> AsyncIterator[Running]:
+                         command_for: Callable[..., list[str]] | None = None,
+                         env_base: dict[str, str] | None = None) -> AsyncIterator[Running]:
     config = config or make_config()
-    server = DeploymentServer.build(config, agents_dir, command_for=command_for, env_base=child_env())
+    server = DeploymentServer.build(config, agents_dir, command_for=command_for, env_base=env_base or child_env())
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 

@@ -87,7 +87,7 @@ async def agent_logs(request: Request) -> JSONResponse:
     name = request.path_params["name"]
     ctx.supervisor.get(name)
     raw = request.query_params.get("lines", "100")
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_LOG_LINES:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_LOG_LINES:
         raise BadRequest(f"lines must be an integer from 1 to {MAX_LOG_LINES}")
     lines = int(raw)
     paths = log_paths(ctx.logs_dir, name)

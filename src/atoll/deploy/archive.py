@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from atoll.deploy.errors import BadRequest
 
 UNSAFE = "UNSAFE_PACKAGE"
+MALFORMED = "INVALID_PACKAGE"
 TOO_LARGE = "PACKAGE_TOO_LARGE"
 
 
@@ -51,8 +52,11 @@ def _check_name(member: zipfile.ZipInfo) -> None:
     name = member.filename
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         raise BadRequest(f"archive entry has an absolute path: {name!r}", error_code=UNSAFE)
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if ".." in parts:
         raise BadRequest(f"archive entry climbs out of the folder: {name!r}", error_code=UNSAFE)
+    if not parts or name.replace("\\", "/").rstrip("/").split("/")[-1] in (".", ""):
+        raise BadRequest(f"archive entry has no file name: {name!r}", error_code=MALFORMED)
     if stat.S_ISLNK(member.external_attr >> 16):
         raise BadRequest(f"archive entry is a symlink: {name!r}", error_code=UNSAFE)
 
@@ -61,15 +65,25 @@ def extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path
             limits: ArchiveLimits) -> None:
     root = dest.resolve()
     budget = limits.max_total_bytes
-    for member in members:
-        target = (root / member.filename.replace("\\", "/")).resolve()
-        if not target.is_relative_to(root):
-            raise BadRequest(f"archive entry escapes the folder: {member.filename!r}", error_code=UNSAFE)
-        if member.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        budget -= _copy_capped(archive, member, target, min(budget, member.file_size))
+    try:
+        for member in members:
+            budget -= _extract_one(archive, member, root, min(budget, member.file_size))
+    except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as exc:
+        # a file that is also a folder, a corrupt entry, an unknown compression method...
+        detail = f"{type(exc).__name__}: {exc}".replace(str(root), "<package>")
+        raise BadRequest(f"archive cannot be unpacked: {detail}", error_code=MALFORMED) from exc
+
+
+def _extract_one(archive: zipfile.ZipFile, member: zipfile.ZipInfo, root: Path, cap: int) -> int:
+    """Write one entry under ``root``; the bytes written."""
+    target = (root / member.filename.replace("\\", "/")).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise BadRequest(f"archive entry escapes the folder: {member.filename!r}", error_code=UNSAFE)
+    if member.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return _copy_capped(archive, member, target, cap)
 
 
 def _copy_capped(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, cap: int) -> int:

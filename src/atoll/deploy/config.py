@@ -100,6 +100,12 @@ class DeploymentConfig(BaseModel):
     #: Extra environment variable names passed to agents (on top of the built-in allow-list).
     pass_env: list[str] = Field(default_factory=list)
 
+    def secrets(self) -> list[str]:
+        """Every credential of this file: the admin token and each remote's key and token. None of
+        them may reach an agent process."""
+        values = [self.admin_token] + [v for r in self.remote_servers for v in (r.api_key, r.admin_token)]
+        return [v for v in values if v]
+
     @property
     def bind_host(self) -> str:
         return "127.0.0.1" if self.host == "localhost" else self.host

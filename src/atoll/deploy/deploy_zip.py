@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 import uuid
 import zipfile
@@ -36,6 +37,16 @@ PACKAGE_FILE = ".atoll_package.json"
 KEEP_PREVIOUS = 3
 
 
+#: A deployed agent's name is its folder's name: one path segment, no dot segments, no separators.
+AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_agent_name(name: str, what: str) -> None:
+    if not AGENT_NAME.fullmatch(name):
+        raise BadRequest(f"{what} {name!r} is not a valid agent name: 1-128 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (no slashes)", error_code="INVALID_NAME")
+
+
 def read_checksum(folder: Path) -> str | None:
     try:
         checksum = json.loads((folder / PACKAGE_FILE).read_text()).get("sha256")
@@ -55,6 +66,8 @@ class Deployer:
         if len(data) > self.limits.max_package_bytes:
             raise BadRequest(f"package is {len(data)} bytes (limit {self.limits.max_package_bytes})",
                              error_code="PACKAGE_TOO_LARGE")
+        if name is not None:
+            check_agent_name(name, "name")  # before the name touches any path
         checksum = hashlib.sha256(data).hexdigest()
         staging = self.agents_dir / ".staging" / uuid.uuid4().hex
         try:
@@ -70,7 +83,7 @@ class Deployer:
     def _stage(self, data: bytes, staging: Path, name: str | None) -> Path:
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
             raise BadRequest(f"not a zip archive: {exc}", error_code="INVALID_PACKAGE") from exc
         with archive:
             members = check_members(archive, self.limits)
@@ -88,6 +101,7 @@ class Deployer:
         except ConfigError as exc:
             detail = str(exc).replace(str(root.resolve()), "<package>")
             raise BadRequest(detail, error_code="INVALID_CONFIG") from exc
+        check_agent_name(spec.name, "the package's agent name")
         if name and spec.name != name:
             raise BadRequest(f"name '{name}' does not match the package's agent name '{spec.name}'",
                              error_code="NAME_MISMATCH")

@@ -17,7 +17,6 @@ Credentials pass through: the front door asks for no key of its own, and relays 
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from atoll.deploy.context import context_of
 from atoll.deploy.relay import caller_auth, error, forward, read_body
 from atoll.deploy.remote import HOP_HEADER, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
+from atoll.httpkit.body import parse_json
 from atoll.model_names import model_key
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ async def routed(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     try:
-        payload = json.loads(body or b"{}")
+        payload = parse_json(body or b"{}")
     except ValueError:
         return error(request, 400, "invalid JSON body")
     model = next((payload.get(k) for k in ("model", "name", "source") if payload.get(k)), None) \

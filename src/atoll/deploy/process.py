@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ import psutil
 from atoll.deploy.agent_keys import AGENT_KEY_ENV, AgentKeys
 from atoll.deploy.discover import AgentSpec
 from atoll.deploy.logs import RotatingLog, log_paths
+
+logger = logging.getLogger(__name__)
 
 #: Variables passed to agents; everything else in the supervisor's environment stays out.
 ALLOWED_ENV = (
@@ -41,8 +44,11 @@ def agent_command(spec: AgentSpec, port: int, python: str | None = None) -> list
             "--port", str(port), "--agent", str(spec.agent_file)]
 
 
-def child_env(spec: AgentSpec, extra_names: Iterable[str] = (), base: dict[str, str] | None = None
-              ) -> dict[str, str]:
+def child_env(spec: AgentSpec, extra_names: Iterable[str] = (), base: dict[str, str] | None = None,
+              secrets: Iterable[str] = ()) -> dict[str, str]:
+    """The agent's environment: the allow-listed variables, then its ``[deployment] env``. A variable
+    whose value holds one of ``secrets`` (the admin token, remotes' credentials) is left out under
+    whatever name it comes, from the supervisor's environment or from the agent's own file."""
     base = dict(os.environ if base is None else base)
     extra = set(extra_names)
     env = {
@@ -52,6 +58,12 @@ def child_env(spec: AgentSpec, extra_names: Iterable[str] = (), base: dict[str, 
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(spec.env)
+    withheld = [s for s in secrets if s]
+    for key in [k for k, v in env.items() if any(secret in v for secret in withheld)]:
+        if key in spec.env:
+            logger.warning("agent %s: [deployment] env %s holds a deployment server secret; not passed on",
+                           spec.name, key)
+        del env[key]
     return env
 
 
@@ -175,8 +187,10 @@ class ProcessFactory:
         log_backups: int = 3,
         env_base: dict[str, str] | None = None,
         agent_keys: AgentKeys | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.logs_dir = logs_dir
+        self.secrets = tuple(secrets)
         self.agent_keys = agent_keys
         self.command_for = command_for
         self.pass_env = tuple(pass_env)
@@ -189,7 +203,7 @@ class ProcessFactory:
             stream: RotatingLog(path, max_bytes=self.log_max_bytes, backups=self.log_backups)
             for stream, path in log_paths(self.logs_dir, spec.name).items()
         }
-        env = child_env(spec, self.pass_env, self.env_base)
+        env = child_env(spec, self.pass_env, self.env_base, self.secrets)
         if self.agent_keys is not None:
             env[AGENT_KEY_ENV] = self.agent_keys.key_for(spec.name)
         try:

@@ -109,7 +109,7 @@ class DeploymentServer:
 
         factory = ProcessFactory(logs_dir, command_for=command_for or command, pass_env=config.pass_env,
                                  log_max_bytes=config.log_max_bytes, log_backups=config.log_backups,
-                                 env_base=env_base, agent_keys=agent_keys)
+                                 env_base=env_base, agent_keys=agent_keys, secrets=config.secrets())
 
         async def probe(port: int) -> bool:
             try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from atoll.errors import RequestError
+from atoll.httpkit.body import parse_json
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -27,8 +27,8 @@ async def read_body(request: Request, model: type[Model], *, allow_empty: bool =
             return model()
         raise RequestError("missing request body")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = parse_json(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and nesting too deep
         raise RequestError(f"invalid JSON body: {exc}") from exc
     if not isinstance(data, dict):
         raise RequestError("invalid request: the body must be a JSON object")

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from atoll._version import __version__
 from atoll.errors import NotFound, RequestError
+from atoll.redact import redact_urls
 from atoll.server.body import read_body
 from atoll.server.context import runtime_of
 from atoll.server.health import degraded_reasons, tool_servers
@@ -60,7 +61,7 @@ async def status(runtime: AgentRuntime = Depends(runtime_of)) -> JSONResponse:
         "active_generations": runtime.active_generations,
         "uptime_s": round(time.monotonic() - runtime.started_monotonic, 3),
     }
-    return JSONResponse(body, status_code=200 if runtime.state == "healthy" else 503)
+    return JSONResponse(redact_urls(body), status_code=200 if runtime.state == "healthy" else 503)
 
 
 @router.get("/atoll/tools")

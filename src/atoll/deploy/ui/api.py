@@ -29,6 +29,7 @@ from atoll.deploy.relay import _relay as relay
 from atoll.deploy.runner import RUNNING, UNHEALTHY, AgentRunner
 from atoll.deploy.supervisor import describe
 from atoll.errors import ConfigError
+from atoll.httpkit.body import parse_json
 
 #: Seconds between full snapshots on the live stream (uptimes, rates) when no state changes.
 SNAPSHOT_EVERY = 2.0
@@ -201,7 +202,7 @@ async def decide_approval(request: Request) -> JSONResponse:
     if not re.fullmatch(r"[a-z0-9]{1,32}", approval_id):
         raise BadRequest("invalid approval id")
     try:
-        body = json.loads(await limited(request, MAX_DECISION_BODY).body() or b"{}")
+        body = parse_json(await limited(request, MAX_DECISION_BODY).body() or b"{}")
     except ValueError as exc:
         raise BadRequest("expected a JSON body {\"approve\": true or false, \"reason\": ...}") from exc
     if not isinstance(body, dict) or not isinstance(body.get("approve"), bool):
@@ -221,7 +222,7 @@ async def agent_chat(request: Request) -> Response:
     ctx = context_of(request)
     name = request.path_params["name"]
     try:
-        body = json.loads(await limited(request, MAX_CHAT_BODY).body() or b"{}")
+        body = parse_json(await limited(request, MAX_CHAT_BODY).body() or b"{}")
     except ValueError as exc:
         raise BadRequest("expected a JSON body {\"message\": ..., \"session_id\": ...}") from exc
     message = body.get("message") if isinstance(body, dict) else None

@@ -8,7 +8,6 @@ from the management API, which needs the admin token or the session cookie set h
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from atoll.deploy.ui.signin import (
     same_origin_problem,
     set_cookie_header,
 )
+from atoll.httpkit.body import parse_json
 
 ASSETS = Path(__file__).parent / "assets"
 #: The files the page is made of, and their types; nothing else under /ui/assets is served.
@@ -82,7 +82,7 @@ async def sign_in(request: Request) -> JSONResponse:
     if ctx.dashboard.throttled(_client(request)):
         raise ManagementError("too many failed sign-ins: wait a minute", error_code="RATE_LIMITED", status=429)
     try:
-        body = json.loads(await limited(request, MAX_SIGNIN_BODY).body() or b"{}")
+        body = parse_json(await limited(request, MAX_SIGNIN_BODY).body() or b"{}")
     except ValueError as exc:
         raise BadRequest("expected a JSON body {\"token\": \"<admin token>\"}") from exc
     token = body.get("token") if isinstance(body, dict) else None

@@ -1,0 +1,102 @@
+"""Deploy and secrets, through the real management API with real zips and real agent processes:
+names are checked before they touch a path, malformed zips are 400s, bad query values are 400s,
+deep JSON is a 400, and no agent process receives the admin token or a remote's credentials."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import psutil
+import pytest
+
+from atoll.deploy.config import RemoteServer
+from tests.deploy.conftest import child_env, make_config, running_server, write_agent
+from tests.deploy.test_deploy_zip import agent_files, package
+
+pytestmark = pytest.mark.anyio
+
+ADMIN = "admin-Zq8-very-secret-token"
+REMOTE_KEY = "remote-key-Yk3-secret"
+
+
+async def deploy(run, data: bytes, **fields: str):  # type: ignore[no-untyped-def]
+    return await run.client.post("/agents/deploy", files={"file": ("p.zip", data, "application/zip")}, data=fields)
+
+
+async def test_a_name_is_checked_before_it_touches_a_path(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    outside = tmp_path / "outside"
+    async with running_server(agents) as run:
+        for name in (str(outside), "x/.", "..", ".", "a/b", "../escape", "-x", "a" * 129):
+            refused = await deploy(run, package(agent_files("shipped")), name=name)
+            assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_NAME", name
+        assert not outside.exists() and not (tmp_path / "escape").exists()
+        slashed = package({"agent.toml": '[agent]\nname = "team/agent"\n[llm]\nprovider = "x"\n'})
+        refused = await deploy(run, slashed)
+        assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_NAME"
+        assert sorted(p.name for p in agents.iterdir() if p.name != ".staging") == []
+
+
+def _zip(entries: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries:
+            archive.writestr(zipfile.ZipInfo(name), data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("entries", [
+    [(".", b"x"), ("agent.toml", b"")],
+    [("lib", b"a file"), ("lib/inner.py", b"x = 1"), ("agent.toml", b"")],
+    [("dir/", b""), ("dir/.", b"x"), ("agent.toml", b"")],
+], ids=["dot-entry", "file-and-folder", "dot-in-folder"])
+async def test_malformed_zips_are_400(tmp_path: Path, entries: list[tuple[str, bytes]]) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    async with running_server(agents) as run:
+        refused = await deploy(run, _zip(entries))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_code"] == "INVALID_PACKAGE"
+        assert str(tmp_path) not in refused.text
+
+
+async def test_bad_query_values_and_deep_json_are_400(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_agent(agents, "open")
+    async with running_server(agents) as run:
+        for lines in ("²", "٣", "1e3", "-1", "0", "99999999"):
+            response = await run.client.get("/agents/open/logs", params={"lines": lines})
+            assert response.status_code == 400, lines
+        deep = b"[" * 100_000
+        for path in ("/api/chat", "/v1/chat/completions", "/agent/open/api/chat"):
+            response = await run.client.post(path, content=deep)
+            assert response.status_code == 400, (path, response.text)
+        nested = b'{"model": "open", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        assert (await run.client.post("/agent/open/api/chat", content=nested)).status_code == 400
+
+
+async def test_no_agent_process_receives_the_admin_token_or_remote_credentials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_SECRET_COPY", ADMIN)  # what the agent's own file points at
+    agents = tmp_path / "agents"
+    write_agent(agents, "greedy", extra='[deployment]\nenv = { GRAB_KEY = "Bearer remote-key-Yk3-secret", '
+                                         'PLAIN = "fine" }\n')
+    write_agent(agents, "sneaky", extra='[deployment]\nenv = { GRAB = "$SOME_SECRET_COPY" }\n')
+    config = make_config(admin_token=ADMIN, remote_servers=[
+        RemoteServer(name="far", host="127.0.0.1", port=9, enabled=False, api_key=REMOTE_KEY)])
+    env_base = {**child_env(), "ATOLL_DEPLOY_TOKEN": ADMIN, "FAR_API_KEY": REMOTE_KEY}
+    async with running_server(agents, config, env_base=env_base) as run:
+        runner = run.runner("greedy")
+        assert runner.proc is not None and runner.state == "running"
+        environ = psutil.Process(runner.proc.pid).environ()
+        # The agent reads $SOME_SECRET_COPY itself, and finds it unset: it never starts with the value.
+        sneaky = run.runner("sneaky")
+        assert sneaky.state == "failed" and "$SOME_SECRET_COPY is not set" in (sneaky.error or "")
+        listed = (await run.client.get("/agents")).text
+    assert environ.get("PLAIN") == "fine"
+    assert not [k for k, v in environ.items() if ADMIN in v or REMOTE_KEY in v]
+    assert {"GRAB", "GRAB_KEY", "ATOLL_DEPLOY_TOKEN", "FAR_API_KEY"}.isdisjoint(environ)
+    assert ADMIN not in listed and REMOTE_KEY not in listed
