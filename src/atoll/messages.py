@@ -54,6 +54,8 @@ class ToolSpec(BaseModel):
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     source: str = "client"
+    #: the ``timeout`` written in the tool's MCP server or child agent entry, if any (never sent to the LLM)
+    timeout: float | None = Field(default=None, exclude=True)
 
 
 class ToolResult(BaseModel):

@@ -118,7 +118,8 @@ class SubAgentToolbox(ToolboxContext):
     def specs(self) -> list[ToolSpec]:
         return [
             ToolSpec(name=child.tool, description=self._description(child),
-                     parameters=_TASK_SCHEMA, source=f"agent:{child.name}")
+                     parameters=_TASK_SCHEMA, source=f"agent:{child.name}",
+                     timeout=child.config.timeout if "timeout" in child.config.model_fields_set else None)
             for child in self._by_tool.values()
         ]
 
@@ -195,8 +196,6 @@ class SubAgentToolbox(ToolboxContext):
         if not isinstance(task, str) or not task.strip():
             return ToolResult(content="argument 'task' (a non-empty string) is required", is_error=True,
                               source=f"agent:{child.name}")
-        if "timeout" in child.config.model_fields_set:
-            timeout = child.config.timeout
         started = time.perf_counter()
         content, is_error = await self._delegate(child, task, timeout)
         return ToolResult(content=content, is_error=is_error, source=f"agent:{child.name}",

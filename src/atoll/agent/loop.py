@@ -42,12 +42,16 @@ from atoll.messages import (
     ToolSpec,
     Usage,
 )
+from atoll.tools import call_timeout
 
 if TYPE_CHECKING:
     from atoll.providers.base import Provider
     from atoll.tools import Toolbox
 
 logger = logging.getLogger(__name__)
+
+#: Time past a call's own timeout the loop still waits for the toolbox, which ends the call itself.
+CALL_GRACE = 3.0
 
 
 @dataclass
@@ -330,7 +334,8 @@ class AgentRunner:
         task group's scope, and if the consumer goes away (client disconnect) the ``finally``
         cancels whatever is still running.
         """
-        sources = {spec.name: spec.source for spec in self.toolbox.specs()}
+        specs = {spec.name: spec for spec in self.toolbox.specs()}
+        sources = {name: spec.source for name, spec in specs.items()}
         for checked in calls:
             yield ToolStarted(checked.call, sources.get(checked.call.name, "atoll"))
         runnable = [c.call for c in calls if c.error is None]
@@ -338,7 +343,8 @@ class AgentRunner:
                                           for c in calls if c.error is not None}
         for call in (c.call for c in calls if c.error is not None):
             yield ToolFinished(call, results[call.id])
-        tasks = [asyncio.ensure_future(self._call_tool(call)) for call in runnable]
+        tasks = [asyncio.ensure_future(self._call_tool(call, call_timeout(specs.get(call.name), self.tool_timeout)))
+                 for call in runnable]
         try:
             for finished in asyncio.as_completed(tasks):
                 call, result = await finished
@@ -355,13 +361,15 @@ class AgentRunner:
             transcript.append(message)
             added.append(message)
 
-    async def _call_tool(self, call: ToolCall) -> tuple[ToolCall, ToolResult]:
-        """One call; every failure becomes an error result the LLM sees, never an exception."""
+    async def _call_tool(self, call: ToolCall, timeout: float) -> tuple[ToolCall, ToolResult]:
+        """One call; every failure becomes an error result the LLM sees, never an exception.
+        ``timeout`` is the call's own (:func:`atoll.tools.call_timeout`); past it plus a grace for
+        the toolbox's own clean-up, the call is abandoned."""
         try:
-            with anyio.fail_after(self.tool_timeout + 1):
-                result = await self.toolbox.call(call.name, call.arguments, timeout=self.tool_timeout)
+            with anyio.fail_after(timeout + CALL_GRACE):
+                result = await self.toolbox.call(call.name, call.arguments, timeout=timeout)
         except TimeoutError:
-            result = ToolResult(content=f"Error: tool {call.name!r} timed out after {self.tool_timeout:g} s",
+            result = ToolResult(content=f"Error: tool {call.name!r} timed out after {timeout:g} s",
                                 is_error=True)
         except Exception as exc:
             logger.exception("tool %s failed", call.name)

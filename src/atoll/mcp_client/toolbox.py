@@ -37,7 +37,8 @@ class McpToolbox(ToolboxContext):
     that fails or does not answer in time is left out with a warning, and the rest are served.
     Servers left out are tried again in the background, ``retry_interval`` seconds after start and
     then at doubling intervals (at most :data:`MAX_RETRY_INTERVAL`); their tools appear once they
-    connect. A call's timeout is the server's own ``timeout`` when its config sets one, else the caller's.
+    connect. A call runs for the ``timeout`` the caller passes (see :func:`atoll.tools.call_timeout`);
+    the server's own ``timeout``, when its entry sets one, is on its tools' specs.
     """
 
     def __init__(self, servers: Mapping[str, McpServerConfig], *, connect_timeout: float = 10.0,
@@ -91,7 +92,7 @@ class McpToolbox(ToolboxContext):
         names = assign_names([(conn.name, tool.name) for conn, tool in entries])
         self._specs = [
             ToolSpec(name=name, description=tool.description or tool.title or "",
-                     parameters=tool.input_schema, source=conn.name)
+                     parameters=tool.input_schema, source=conn.name, timeout=_own_timeout(conn.config))
             for name, (conn, tool) in zip(names, entries, strict=True)
         ]
         self._routes = {name: (conn, tool.name) for name, (conn, tool) in zip(names, entries, strict=True)}
@@ -108,8 +109,6 @@ class McpToolbox(ToolboxContext):
         if route is None:
             return ToolResult(content=f"unknown tool {name!r}", is_error=True)
         conn, tool = route
-        if "timeout" in conn.config.model_fields_set:
-            timeout = conn.config.timeout
         started = time.perf_counter()
         content, is_error = await self._run_call(conn, tool, arguments, timeout)
         return ToolResult(content=content, is_error=is_error, source=conn.name,
@@ -146,3 +145,7 @@ class McpToolbox(ToolboxContext):
         async with anyio.create_task_group() as tg:
             for conn in self._connections.values():
                 tg.start_soon(conn.aclose)
+
+
+def _own_timeout(config: McpServerConfig) -> float | None:
+    return config.timeout if "timeout" in config.model_fields_set else None

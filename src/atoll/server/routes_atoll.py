@@ -19,6 +19,7 @@ from atoll.server.body import read_body
 from atoll.server.context import runtime_of
 from atoll.server.health import degraded_reasons, tool_servers
 from atoll.server.runtime import AgentRuntime
+from atoll.tools import call_timeout
 
 router = APIRouter()
 
@@ -103,7 +104,8 @@ async def call_tool(name: str, request: Request, runtime: AgentRuntime = Depends
     except jsonschema.SchemaError:
         pass  # a server's sloppy schema is its business; let the server judge the arguments
     started = time.perf_counter()
-    result = await runtime.toolbox.call(name, body.arguments, timeout=runtime.config.agent.tool_timeout)
+    result = await runtime.toolbox.call(name, body.arguments,
+                                          timeout=call_timeout(spec, runtime.config.agent.tool_timeout))
     return {"tool": name, "source": result.source or spec.source, "result": result.content,
             "is_error": result.is_error,
             "execution_time_ms": round((result.duration_s or time.perf_counter() - started) * 1000, 2)}
