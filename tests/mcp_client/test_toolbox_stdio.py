@@ -13,7 +13,7 @@ import pytest
 from atoll.config import McpServerConfig
 from atoll.mcp_client import McpToolbox
 from atoll.messages import ToolResult
-from atoll.tools import Toolbox
+from atoll.tools import Toolbox, call_timeout
 from tests.mcp_client.helpers import (
     CHANGING_TOOLS,
     child_processes,
@@ -89,7 +89,9 @@ async def test_call_timeout_is_an_error_result_and_the_session_survives(everythi
 async def test_per_server_timeout_overrides_the_callers(everything_js: object) -> None:
     config = McpServerConfig(command="node", args=[str(everything_js), "stdio"], timeout=0.5)
     async with McpToolbox({"everything": config}, connect_timeout=15) as box:
-        result = await box.call("trigger-long-running-operation", {"duration": 10, "steps": 2}, timeout=60)
+        spec = next(s for s in box.specs() if s.name == "trigger-long-running-operation")
+        assert spec.timeout == 0.5 and call_timeout(spec, 60) == 0.5
+        result = await box.call(spec.name, {"duration": 10, "steps": 2}, timeout=call_timeout(spec, 60))
         assert result.is_error
         assert "timed out after 0.5 s" in result.content
 
