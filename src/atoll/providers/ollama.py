@@ -38,7 +38,7 @@ from atoll.messages import (
     Usage,
 )
 from atoll.providers.base import EmbeddingsNotSupported, ModelProfile
-from atoll.providers.transport import AiohttpTransport, connection_failed
+from atoll.providers.transport import connection_failed, upstream_transport
 
 if TYPE_CHECKING:
     from atoll.config import LLMConfig
@@ -92,7 +92,7 @@ class OllamaProvider:
         # One long-lived client whose pool keeps the upstream connections warm. Its transport is
         # aiohttp (httpx-aiohttp): the same httpx API and exceptions underneath the ``ollama`` client,
         # at a fraction of the CPU per request (benchmarks/bench_gateway.py).
-        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, transport=AiohttpTransport())
+        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, transport=upstream_transport())
 
     async def start(self) -> None:
         """Fill the profile from ``/api/show``. An unreachable upstream only logs a warning: the

@@ -12,7 +12,18 @@ from __future__ import annotations
 import aiohttp
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["AiohttpTransport", "connection_failed"]
+__all__ = ["connection_failed", "upstream_transport"]
+
+
+def _session() -> aiohttp.ClientSession:
+    """No cookie jar: an upstream's cookies are not kept between the requests of different callers,
+    and filtering a jar costs more per request than the rest of aiohttp's client does."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+
+def upstream_transport() -> AiohttpTransport:
+    """The httpx transport for one provider's long-lived client (its session opens on first use)."""
+    return AiohttpTransport(client=_session)
 
 
 def connection_failed(exc: BaseException) -> bool:
