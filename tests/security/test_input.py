@@ -38,3 +38,55 @@ session_store = "memory"
         status = httpx.get(server.url + "/atoll/status")
         assert "pa55word" not in status.text and "alice" not in status.text
         assert status.json()["llm"]["base_url"] == "http://***@127.0.0.1:9"
+
+
+def test_bad_session_ids_are_a_400_before_any_work(echo_server) -> None:  # type: ignore[no-untyped-def]
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    for streaming in (False, True):
+        for bad in ("日本", "", "a b", "x" * 129, "../etc"):
+            response = httpx.post(echo_server.url + "/api/chat", json={**chat, "stream": streaming, "session_id": bad})
+            if bad == "":  # an empty id is no id: a turn without a session
+                assert response.status_code == 200
+                continue
+            assert response.status_code == 400 and "invalid session_id" in response.text, (bad, response.text)
+    marked = [0x7A7A7A7A, *map(ord, "日本")]  # what a forged /api/generate context decodes to
+    generated = httpx.post(echo_server.url + "/api/generate", json={"model": "echo", "prompt": "hi", "context": marked})
+    assert generated.status_code in (200, 400)
+    assert httpx.post(echo_server.url + "/v1/chat/completions", headers={"X-Session-ID": "a b"},
+                      json={**chat, "stream": True}).status_code == 400
+    ok = httpx.post(echo_server.url + "/api/chat", json={**chat, "stream": False, "session_id": "fine-1:a.b_c"})
+    assert ok.status_code == 200 and ok.headers["x-session-id"] == "fine-1:a.b_c"
+
+
+def test_forwarded_for_is_not_trusted_so_rate_limits_hold(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, """
+[agent]
+name = "limited"
+[llm]
+provider = "tests.support.scripted:ScriptedProvider"
+[server]
+session_store = "memory"
+rate_limit_per_minute = 3
+""")
+    home = tmp_path / "home"
+    home.mkdir()
+    with run_agent_server(agent, cwd=tmp_path, env=server_env(HOME=str(home))) as server:
+        statuses = [httpx.get(server.url + "/api/tags", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+                    for i in range(6)]
+        assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
+
+
+def test_idle_keep_alive_connections_outlive_client_pools(echo_server) -> None:  # type: ignore[no-untyped-def]
+    """uvicorn's default closed idle connections after 5 s, just when httpx's pool reuses them."""
+    import http.client
+    import time
+
+    connection = http.client.HTTPConnection("127.0.0.1", echo_server.port, timeout=10)
+    try:
+        connection.request("GET", "/api/version")
+        assert connection.getresponse().read().startswith(b'{"version"')
+        time.sleep(6.5)  # the idle time under test: longer than httpx's keep-alive expiry and uvicorn's old 5 s
+        connection.request("GET", "/api/version")  # on the same connection: http.client never reconnects here
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()

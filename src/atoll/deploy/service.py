@@ -34,6 +34,7 @@ from atoll.deploy.supervisor import Supervisor, SupervisorSettings
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
 from atoll.deploy.venvs import venv_python
+from atoll.httpkit.serving import UVICORN_OPTIONS
 from atoll.net import bind_tcp
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class DeploymentServer:
         sock = sock or bind_api_socket(self.config)
         port = sock.getsockname()[1]
         server = _QuietServer(uvicorn.Config(create_app(self.context()), log_level="warning",
-                                             lifespan="off", access_log=False))
+                                             lifespan="off", access_log=False, **UVICORN_OPTIONS))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         url = f"http://{self.config.bind_host}:{port}"
         if not self.config.loopback_only:

@@ -29,6 +29,7 @@ from atoll.server.translate import (
     session_from_context,
     tools_from_wire,
 )
+from atoll.sessions.ids import check_session_id
 from atoll.wire import ChatRequest, GenerateRequest, ModelNameRequest, timestamp
 
 router = APIRouter()
@@ -73,7 +74,7 @@ async def chat(request: Request) -> Response:
     runtime.require_ready()
     run = RunRequest(messages_from_wire(body.messages), tools_from_wire(body.tools),
                      options_from_wire(body.options), body.format, body.think)
-    session_id = request.headers.get("x-session-id") or body.session_id
+    session_id = check_session_id(request.headers.get("x-session-id") or body.session_id)
     events = converse(runtime, run, session_id=session_id, owner=caller(request),
                       headers=request.headers)
     return await respond(request, ChunkEncoder(model), events, streaming=body.streaming, session_id=session_id)
@@ -97,8 +98,9 @@ async def generate(request: Request) -> Response:
     run = RunRequest(_generate_messages(body), [], options_from_wire(body.options), body.format, body.think)
     session_id = None
     if not body.raw:
-        session_id = (request.headers.get("x-session-id") or body.session_id
-                      or session_from_context(body.context) or uuid.uuid4().hex)
+        given = check_session_id(request.headers.get("x-session-id") or body.session_id)
+        from_context = check_session_id(session_from_context(body.context), "context")
+        session_id = given or from_context or uuid.uuid4().hex
     encoder = ChunkEncoder(model, generate=True,
                            context=context_for_session(session_id) if session_id else None)
     events = converse(runtime, run, session_id=session_id, owner=caller(request),

@@ -42,6 +42,7 @@ from atoll.server.openai_wire import (
 )
 from atoll.server.runtime import AgentRuntime
 from atoll.server.streaming import collect, stream_ndjson
+from atoll.sessions.ids import check_session_id
 
 router = APIRouter()
 
@@ -179,7 +180,7 @@ async def _encode(encoder: _Encoder, events: AsyncIterator[AgentEvent], *,
 
 async def _respond(request: Request, runtime: AgentRuntime, run: RunRequest, encoder: _Encoder, *,
                    streaming: bool) -> Response:
-    session_id = request.headers.get("x-session-id")
+    session_id = check_session_id(request.headers.get("x-session-id"), "X-Session-ID")
     headers = {"X-Session-ID": session_id} if session_id else None
     events = converse(runtime, run, session_id=session_id, owner=caller(request),
                       headers=request.headers)

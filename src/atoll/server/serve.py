@@ -15,6 +15,7 @@ from rich.console import Console
 
 from atoll.config import AgentConfig, load_agent_config
 from atoll.errors import AtollError, ConfigError
+from atoll.httpkit.serving import UVICORN_OPTIONS
 from atoll.logs import setup_logging
 from atoll.net import bind_tcp, is_loopback
 from atoll.server.app import create_app
@@ -103,7 +104,7 @@ def serve(args: argparse.Namespace) -> int:
     server = _Server(uvicorn.Config(
         create_app(runtime), log_level=args.log_level, log_config=None, access_log=False, lifespan="on",
         # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
-        timeout_graceful_shutdown=math.ceil(config.server.drain_timeout),
+        timeout_graceful_shutdown=math.ceil(config.server.drain_timeout), **UVICORN_OPTIONS,
     ))
     server.run(sockets=[sock])
     return 0
