@@ -55,9 +55,11 @@ class RequestError(AtollError):
 class ModelNotFound(RequestError):
     status = 404
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, served: list[str] | None = None) -> None:
         super().__init__(f"model '{model}' not found")
         self.model = model
+        #: The names that would have worked (the ``detail`` says them; ``error`` keeps Ollama's text).
+        self.served = served or []
 
 
 class NotFound(RequestError):

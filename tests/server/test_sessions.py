@@ -134,3 +134,47 @@ def test_deleting_a_session_mid_turn_is_not_undone_by_that_turn(echo_server: Age
         assert turn.result().status_code == 200
     assert deleted.status_code == 204  # it waited for the turn, then deleted what the turn saved
     assert httpx.get(f"{echo_server.url}/api/sessions/{session}").status_code == 404
+
+
+def test_session_list_pages_newest_first_and_plain_generate_keeps_nothing(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml())
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        for _ in range(3):  # plain, as Ollama clients send it: stateless, no session on the server
+            plain = httpx.post(server.url + "/api/generate", json={"model": "echo", "prompt": "hi", "stream": False})
+            assert plain.status_code == 200 and "x-session-id" not in plain.headers
+        # context carries the conversation itself, so Ollama clients still continue it
+        client = ollama.Client(host=server.url)
+        first = client.generate(model="echo", prompt="remember me")
+        second = client.generate(model="echo", prompt="/history", context=first.context)
+        assert second.response == "system:You are echo. | user:remember me | assistant:You said: remember me" \
+                                  " | user:/history"
+        assert httpx.get(server.url + "/api/sessions").json()["sessions"] == []
+        ids = [uuid.uuid4().hex for _ in range(3)]
+        for session in ids:
+            chat(server, [{"role": "user", "content": "one"}], session)
+        chat(server, [{"role": "user", "content": "two"}], ids[0])  # now the newest, with two turns
+        first = httpx.get(server.url + "/api/sessions", params={"limit": 2}).json()
+        assert first["active_sessions"] == 3 and first["timeout_minutes"] == 30
+        assert [s["id"] for s in first["sessions"]] == [ids[0], ids[2]]
+        assert first["sessions"][0]["turns"] == 2 and first["sessions"][0]["updated_at"].endswith("+00:00")
+        rest = httpx.get(server.url + "/api/sessions", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+        assert [s["id"] for s in rest["sessions"]] == [ids[1]] and rest["next_cursor"] is None
+        bad = httpx.get(server.url + "/api/sessions", params={"cursor": "nonsense"})
+        assert bad.status_code == 400 and "cursor" in bad.json()["error"]
+        assert httpx.get(server.url + "/api/sessions", params={"limit": 0}).status_code == 400
+        one = httpx.get(f"{server.url}/api/sessions/{ids[0]}").json()
+        assert one["created_at"].endswith("+00:00")
+        wrong = httpx.post(server.url + "/api/generate", json={"model": "nope", "prompt": "x"}).json()
+        assert wrong["error"] == "model 'nope' not found"  # Ollama's text, which clients compare
+        assert wrong["detail"] == "model 'nope' not found; this server serves: echo:latest"
+
+
+def test_with_keys_each_key_lists_only_its_own_sessions(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, scripted_agent_toml(extra='[server]\napi_keys = ["key-a", "key-b"]\n'))
+    with run_agent_server(agent, cwd=tmp_path) as server:
+        for key in ("key-a", "key-b"):
+            httpx.post(server.url + "/api/chat", timeout=30, headers={"X-Session-ID": f"of-{key}",
+                                                                      "Authorization": f"Bearer {key}"},
+                       json={"model": "echo", "stream": False, "messages": [{"role": "user", "content": "x"}]})
+        listed = httpx.get(server.url + "/api/sessions", headers={"Authorization": "Bearer key-a"}).json()
+    assert [s["id"] for s in listed["sessions"]] == ["of-key-a"]

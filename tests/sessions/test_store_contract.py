@@ -196,3 +196,20 @@ async def test_turns_on_one_session_take_turns(new_store: StoreFactory) -> None:
         await first.aclose()
         if second is not first:
             await second.aclose()
+
+
+@EVERY_STORE
+@pytest.mark.anyio
+async def test_pages_list_one_owners_live_sessions_newest_first(store: SessionStore) -> None:
+    from atoll.sessions.store import NO_CURSOR
+
+    now = time.time()
+    for index in range(5):
+        await store.put(record(f"s{index}", now - index, "hi", "hello", "again", owner="alice"))
+    await store.put(record("bob-1", now, "hi", owner="bob"))
+    await store.put(record("old", now - 10_000, "hi", owner="alice"))
+    first = await store.page("alice", now - 100, NO_CURSOR, 2)
+    assert [(e.id, e.turns) for e in first] == [("s0", 2), ("s1", 2)]
+    rest = await store.page("alice", now - 100, (first[-1].updated, first[-1].id), 10)
+    assert [e.id for e in rest] == ["s2", "s3", "s4"]
+    assert {e.id for e in await store.page(None, now - 100, NO_CURSOR, 10)} == {"bob-1", "s0", "s1", "s2", "s3", "s4"}

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from atoll.errors import AtollError, RateLimited
+from atoll.errors import AtollError, ModelNotFound, RateLimited
 from atoll.server.openai_wire import openai_error_body
 from atoll.wire import error_body
 
@@ -24,7 +24,10 @@ def _retry_after(exc: AtollError) -> dict[str, str] | None:
 
 
 def error_response(exc: AtollError) -> JSONResponse:
-    return JSONResponse(error_body(exc.message), status_code=exc.status, headers=_retry_after(exc))
+    body = error_body(exc.message)
+    if isinstance(exc, ModelNotFound) and exc.served:  # Ollama clients compare "error"; people read "detail"
+        body["detail"] = f"{exc.message}; this server serves: {', '.join(exc.served)}"
+    return JSONResponse(body, status_code=exc.status, headers=_retry_after(exc))
 
 
 def openai_error_response(exc: AtollError) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from atoll.server.streaming import collect, stream_ndjson
 from atoll.server.translate import (
     ChunkEncoder,
     context_for_session,
+    conversation_from_context,
     messages_from_wire,
     options_from_wire,
     session_from_context,
@@ -95,14 +95,17 @@ async def generate(request: Request) -> Response:
     if not body.prompt:
         return _load_reply(model, unload=body.unload, generate=True)
     runtime.require_ready()
-    run = RunRequest(_generate_messages(body), [], options_from_wire(body.options), body.format, body.think)
+    # A session only when the client names one (header, field, or a context naming it); otherwise
+    # stateless, as the README says: the returned context carries the conversation itself.
     session_id = None
     if not body.raw:
         given = check_session_id(request.headers.get("x-session-id") or body.session_id)
-        from_context = check_session_id(session_from_context(body.context), "context")
-        session_id = given or from_context or uuid.uuid4().hex
-    encoder = ChunkEncoder(model, generate=True,
-                           context=context_for_session(session_id) if session_id else None)
+        session_id = given or check_session_id(session_from_context(body.context), "context")
+    history = [] if body.raw or session_id else conversation_from_context(body.context)
+    messages = [*history, *_generate_messages(body)]
+    run = RunRequest(messages, [], options_from_wire(body.options), body.format, body.think)
+    encoder = ChunkEncoder(model, generate=True, context=context_for_session(session_id) if session_id else None,
+                           conversation=None if body.raw or session_id else list(messages))
     events = converse(runtime, run, session_id=session_id, owner=caller(request),
                       headers=request.headers)
     return await respond(request, encoder, events, streaming=body.streaming, session_id=session_id)

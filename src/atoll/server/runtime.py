@@ -129,7 +129,7 @@ class AgentRuntime:
                 raise ModelNotFound("")
             raise RequestError("model is required")
         if model_key(requested) != model_key(self.name):
-            raise ModelNotFound(requested)
+            raise ModelNotFound(requested, served=[self.model_tag])
         return requested
 
     def require_ready(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,9 @@ class ChunkEncoder:
     content: str = ""
     thinking: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    #: Without a session, ``/api/generate``'s ``context`` carries the conversation itself: the
+    #: messages of this turn (earlier context included), to which the reply is added.
+    conversation: list[Message] | None = None
 
     def chunk(self, event: AgentEvent) -> dict[str, Any] | None:
         if isinstance(event, RunFinished):
@@ -142,6 +146,9 @@ class ChunkEncoder:
         body["done_reason"] = event.reason
         if self.generate and self.context is not None:
             body["context"] = self.context
+        elif self.generate and self.conversation is not None:
+            body["context"] = context_for_conversation(
+                [*self.conversation, Message(role="assistant", content=self.content)])
         body.update(metrics(event.usage))
         return body
 
@@ -179,3 +186,29 @@ def session_from_context(context: list[int] | None) -> str | None:
         return "".join(chr(n) for n in context[1:])
     except (ValueError, OverflowError):
         return None
+
+
+CONVERSATION_CONTEXT_MARK = 0x61746F63  # "atoc": a generate ``context`` that carries the conversation
+_CONTEXT_ROLES = ("system", "user", "assistant")
+
+
+def context_for_conversation(messages: list[Message]) -> list[int]:
+    """The conversation as Ollama-style context integers (the bytes of a compact JSON list of
+    ``[role, content]``): a client that echoes ``context`` continues it, no server-side state."""
+    turns = [[m.role, m.content] for m in messages if m.role in _CONTEXT_ROLES]
+    return [CONVERSATION_CONTEXT_MARK, *json.dumps(turns, separators=(",", ":")).encode()]
+
+
+def conversation_from_context(context: list[int] | None) -> list[Message]:
+    """The messages a ``context`` from :func:`context_for_conversation` carries; [] for any other
+    context (another server's token ids, or a session context)."""
+    if not context or context[0] != CONVERSATION_CONTEXT_MARK:
+        return []
+    try:
+        turns = json.loads(bytes(context[1:]))
+    except (ValueError, TypeError):
+        return []
+    if not isinstance(turns, list):
+        return []
+    return [Message(role=turn[0], content=turn[1]) for turn in turns
+            if isinstance(turn, list) and len(turn) == 2 and turn[0] in _CONTEXT_ROLES and isinstance(turn[1], str)]

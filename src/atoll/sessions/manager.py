@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING
 
-from atoll.errors import ConfigError, NotFound
+from atoll.errors import ConfigError, NotFound, RequestError
 from atoll.messages import Message
-from atoll.sessions.store import SessionRecord, SessionStore, SharedStore
+from atoll.sessions.store import NO_CURSOR, Cursor, SessionRecord, SessionStore, SessionSummary, SharedStore
 
 if TYPE_CHECKING:
     from atoll.config import AgentConfig
@@ -38,6 +40,18 @@ def open_store(config: AgentConfig) -> SessionStore:
     from atoll.sessions.sqlite import SqliteStore
 
     return SqliteStore(session_file(config))
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(json.dumps([cursor[0], cursor[1]]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Cursor:
+    try:
+        updated, session_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        return float(updated), str(session_id)
+    except (ValueError, TypeError) as exc:
+        raise RequestError(f"invalid cursor {text[:40]!r}: use the next_cursor of a previous page") from exc
 
 
 def _key(message: Message) -> tuple[str, str]:
@@ -177,6 +191,15 @@ class SessionManager:
 
     async def active_count(self) -> int:
         return await self.store.count_since(time.time() - self.timeout_s)
+
+    async def page(self, owner: str, limit: int, cursor: str | None) -> tuple[list[SessionSummary], str | None]:
+        """One page of ``owner``'s live sessions, newest first, and the cursor of the next page
+        (None on the last). Raises ``RequestError`` for a cursor this server did not give out."""
+        below = decode_cursor(cursor) if cursor else NO_CURSOR
+        found = await self.store.page(owner, time.time() - self.timeout_s, below, limit + 1)
+        more = len(found) > limit
+        found = found[:limit]
+        return found, encode_cursor((found[-1].updated, found[-1].id)) if more else None
 
     async def cleanup(self) -> int:
         removed = await self.store.delete_before(time.time() - self.timeout_s)

@@ -7,7 +7,7 @@ is never changed in place), so reading a long conversation costs a list copy, no
 from __future__ import annotations
 
 from atoll.messages import Message
-from atoll.sessions.store import SessionRecord
+from atoll.sessions.store import Cursor, SessionRecord, SessionSummary
 
 
 def _copies(messages: list[Message]) -> list[Message]:
@@ -47,6 +47,13 @@ class MemoryStore:
         for key in stale:
             del self._records[key]
         return len(stale)
+
+    async def page(self, owner: str | None, since: float, below: Cursor, limit: int) -> list[SessionSummary]:
+        chosen = sorted((r for r in self._records.values()
+                         if r.updated >= since and (r.updated, r.id) < below and owner in (None, r.owner)),
+                        key=lambda r: (r.updated, r.id), reverse=True)[:limit]
+        return [SessionSummary(r.id, r.created, r.updated, sum(m.role == "user" for m in r.messages))
+                for r in chosen]
 
     async def aclose(self) -> None:
         self._records.clear()

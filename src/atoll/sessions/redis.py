@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -33,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atoll.errors import AtollError, NotReady
 from atoll.messages import Message
-from atoll.sessions.store import SessionRecord
+from atoll.sessions.store import Cursor, SessionRecord, SessionSummary
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,10 @@ class SessionBusy(AtollError):
     """Another turn on the session held it for longer than a request may wait."""
 
     status = 409
+
+
+#: Index entries read per round trip while listing sessions.
+PAGE_BATCH = 200
 
 
 class RedisStore:
@@ -172,6 +176,38 @@ class RedisStore:
         with self._reachable():
             return int(await self._delete_before(keys=[self._index], args=[
                 repr(cutoff), self._prefix + "session:", self._prefix + "messages:"]))
+
+    async def page(self, owner: str | None, since: float, below: Cursor, limit: int) -> list[SessionSummary]:
+        """Walks the index newest first in batches, reading each candidate's head (for its owner)
+        and its messages (to count user turns): a page costs a few round trips."""
+        found: list[SessionSummary] = []
+        top: float | str = "+inf" if below[0] == float("inf") else repr(below[0])
+        offset = 0
+        with self._reachable():
+            while len(found) < limit:
+                batch = await self._client.zrevrangebyscore(self._index, top, since, start=offset,
+                                                            num=PAGE_BATCH, withscores=True)
+                if not batch:
+                    break
+                offset += len(batch)
+                pairs = cast(list[tuple[bytes, float]], batch)  # withscores=True: (member, score)
+                ids = sorted(((float(score), raw.decode()) for raw, score in pairs), reverse=True)
+                ids = [(updated, sid) for updated, sid in ids if (updated, sid) < below]
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for _, sid in ids:
+                        pipe.get(self._key(sid))
+                        pipe.lrange(self._messages_key(sid), 0, -1)
+                    answers = await pipe.execute()
+                for (updated, sid), raw, lines in zip(ids, answers[::2], answers[1::2], strict=True):
+                    if raw is None:
+                        continue
+                    head: dict[str, Any] = json.loads(raw)
+                    if owner is not None and head.get("owner") != owner:
+                        continue
+                    messages = head.get("messages") or [json.loads(line) for line in lines]
+                    turns = sum(1 for m in messages if m.get("role") == "user")
+                    found.append(SessionSummary(sid, float(head["created"]), updated, turns))
+        return sorted(found, key=lambda e: (e.updated, e.id), reverse=True)[:limit]
 
     @asynccontextmanager
     async def lock(self, session_id: str) -> AsyncIterator[None]:

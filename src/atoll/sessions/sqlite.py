@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 
 from atoll.messages import Message
 from atoll.sessions.migrations import migrate
-from atoll.sessions.store import SessionRecord
+from atoll.sessions.store import Cursor, SessionRecord, SessionSummary
 
 _MESSAGES = TypeAdapter(list[Message])
 T = TypeVar("T")
@@ -156,6 +156,19 @@ class SqliteStore:
                 return int(self._db.execute("DELETE FROM sessions WHERE updated < ?", (cutoff,)).rowcount)
 
         return await self._run(remove)
+
+    async def page(self, owner: str | None, since: float, below: Cursor, limit: int) -> list[SessionSummary]:
+        def read() -> list[SessionSummary]:
+            rows = self._db.execute(
+                "SELECT s.id, s.created, s.updated, (SELECT count(*) FROM messages m WHERE m.session_id = s.id "
+                "AND json_extract(m.body, '$.role') = 'user') FROM sessions s "
+                "WHERE s.updated >= ? AND (? IS NULL OR s.owner = ?) "
+                "AND (s.updated < ? OR (s.updated = ? AND s.id < ?)) "
+                "ORDER BY s.updated DESC, s.id DESC LIMIT ?",
+                (since, owner, owner, below[0], below[0], below[1], limit)).fetchall()
+            return [SessionSummary(row[0], row[1], row[2], int(row[3])) for row in rows]
+
+        return await self._run(read)
 
     async def aclose(self) -> None:
         await self._run(self._db.close)

@@ -19,6 +19,21 @@ class SessionRecord:
     updated: float = 0.0
 
 
+@dataclass(frozen=True)
+class SessionSummary:
+    """One line of a session listing: no transcript, the number of user turns."""
+
+    id: str
+    created: float
+    updated: float
+    turns: int
+
+
+#: Listing order and cursor: (updated, id), newest first; a page holds the entries below the cursor.
+Cursor = tuple[float, str]
+NO_CURSOR: Cursor = (float("inf"), "")
+
+
 class SessionStore(Protocol):
     async def get(self, session_id: str) -> SessionRecord | None: ...
 
@@ -40,6 +55,11 @@ class SessionStore(Protocol):
 
     async def delete_before(self, cutoff: float) -> int:
         """Delete sessions last updated before ``cutoff``; return how many."""
+        ...
+
+    async def page(self, owner: str | None, since: float, below: Cursor, limit: int) -> list[SessionSummary]:
+        """Sessions updated at or after ``since`` whose (updated, id) is below ``below``, newest first,
+        at most ``limit``; only ``owner``'s when it is not None."""
         ...
 
     async def aclose(self) -> None: ...
