@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+#: Sent by the deployment server's health probes: an agent counts these requests in its metrics but
+#: leaves them out of its access log (one probe every few seconds would drown the real requests).
+PROBE_HEADER = "X-Atoll-Probe"
 
 def bind_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     """A listening TCP socket, bound before anything else starts (so "port in use" is one clear

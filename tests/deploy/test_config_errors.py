@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+import anyio
 import pytest
 
 from atoll.deploy.runner import FAILED, RUNNING
@@ -43,3 +44,33 @@ async def test_exit_is_seen_without_pidfd_open(tmp_path: Path, monkeypatch: pyte
         os.kill(runner.proc.pid, signal.SIGKILL)
         await wait_until_async(lambda: runner.restarts == 1 and runner.state == RUNNING, timeout=60)
         assert runner.last_exit_code == -signal.SIGKILL
+
+
+async def test_supervisor_probes_are_counted_not_logged(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_agent(agents, "quiet")
+    async with running_server(agents) as run:
+        runner = run.runner("quiet")
+        checks: set[object] = set()
+        await wait_until_async(lambda: checks.add(runner.last_health_check) or len(checks) >= 4, timeout=30)
+        assert (await run.client.get("/agent/quiet/api/tags")).status_code == 200
+
+        async def logged() -> list[str]:
+            return list((await run.client.get("/agents/quiet/logs", params={"lines": "200"})).json()["stderr"])
+
+        lines: list[str] = []
+
+        async def tags_logged() -> bool:
+            lines[:] = await logged()
+            return any("GET /api/tags 200" in line for line in lines)
+
+        for _ in range(100):
+            if await tags_logged():
+                break
+            await anyio.sleep(0.1)
+        assert any("GET /api/tags 200" in line for line in lines), lines
+        assert not any("/health" in line for line in lines), lines
+        metrics = (await run.client.get("/agent/quiet/metrics")).text
+        probes = [line for line in metrics.splitlines()
+                  if line.startswith("atoll_http_requests_total") and 'route="/health"' in line]
+        assert probes and float(probes[0].rsplit(" ", 1)[1]) >= 3

@@ -35,7 +35,7 @@ from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
 from atoll.deploy.venvs import venv_python
 from atoll.httpkit.serving import UVICORN_OPTIONS
-from atoll.net import bind_tcp
+from atoll.net import PROBE_HEADER, bind_tcp
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ class DeploymentServer:
 
         async def probe(port: int) -> bool:
             try:
-                response = await client.get(f"http://127.0.0.1:{port}/health", timeout=HEALTH_PROBE_TIMEOUT)
+                response = await client.get(f"http://127.0.0.1:{port}/health", timeout=HEALTH_PROBE_TIMEOUT,
+                                            headers={PROBE_HEADER: "supervisor"})
             except httpx.HTTPError:
                 return False
             return response.status_code == 200

@@ -8,8 +8,9 @@ For every HTTP request, in order:
 3. body framing: ``Content-Length`` with ``Transfer-Encoding`` is a 400;
 4. the server's own ``authorize`` hook (the deployment server's admin token), if any;
 5. CORS for allowed origins: preflights are answered here, other answers get the headers;
-6. once answered, one access line (raw path, route template, status, time, model, session) and
-   the server's ``record`` hook for metrics, with the method normalised (unknown -> ``OTHER``).
+6. once answered, one access line (raw path, route template, status, time, model, session; none
+   for the deployment server's ``X-Atoll-Probe`` health checks) and the server's ``record`` hook
+   for metrics, with the method normalised (unknown -> ``OTHER``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from atoll.httpkit.methods import metric_method
 from atoll.httpkit.refusal import Refusal
 from atoll.httpkit.requests import REQUEST_ID_HEADER, header, logged_path, request_id_of
 from atoll.logs import request_id_var
+from atoll.net import PROBE_HEADER
 
 access_log = logging.getLogger("atoll.access")
 
@@ -37,6 +39,7 @@ _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\\x00-\x1f]{0,200})"')
 #: Response headers a page from an allowed origin may read.
 EXPOSED_HEADERS = b"X-Session-ID, X-Request-ID"
 PREFLIGHT_MAX_AGE = b"600"
+_PROBE = PROBE_HEADER.lower().encode()
 
 
 def json_refusal(scope: Scope, refusal: Refusal) -> Response:
@@ -151,8 +154,8 @@ class FrontMiddleware:
         route = self.route_template(scope)
         if self.record is not None:
             self.record(method, route, exchange.status, elapsed)
-        if not access_log.isEnabledFor(logging.INFO):
-            return
+        if not access_log.isEnabledFor(logging.INFO) or (route == "/health" and header(scope, _PROBE) is not None):
+            return  # the supervisor's probes: counted by ``record`` above, not logged
         fields: dict[str, Any] = {
             "request_id": request_id, "method": method, "path": logged_path(scope), "route": route,
             "status": exchange.status, "duration_ms": round(elapsed * 1000, 1), "model": exchange.model(scope),
