@@ -192,7 +192,7 @@ class McpConnection:
         except Exception as exc:  # task top: any failure ends this runner, never the process
             if stderr is not None:
                 await stderr.drain()
-            runner.error = describe_error(exc, stderr)
+            runner.error = describe_error(exc, stderr, self.config.command if self.config.type == "stdio" else None)
             if runner.ready.is_set() and runner is self._runner and not runner.stop.is_set():
                 self.state, self.last_error = "failed", runner.error
                 logger.warning("MCP server %r disconnected: %s", self.name, runner.error)
@@ -323,18 +323,19 @@ def _left(deadline: float) -> float:
     return max(deadline - anyio.current_time(), 0.001)
 
 
-def describe_error(exc: BaseException, stderr: StderrTail | None = None) -> str:
-    """One line for a connection failure: the innermost errors, plus the server's stderr tail."""
+def describe_error(exc: BaseException, stderr: StderrTail | None = None, command: str | None = None) -> str:
+    """One line for a connection failure: the innermost errors, plus the server's stderr tail.
+    ``command`` is the stdio server's command, named when it cannot be found."""
     leaves = list(_leaves(exc))
-    text = "; ".join(_describe_leaf(e) for e in leaves)
+    text = "; ".join(_describe_leaf(e, command) for e in leaves)
     if stderr is not None and stderr.lines:
         text += f" (stderr: {stderr.text()})"
     return text
 
 
-def _describe_leaf(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError) and exc.filename:
-        return f"command not found: {exc.filename}"
+def _describe_leaf(exc: BaseException, command: str | None) -> str:
+    if isinstance(exc, FileNotFoundError) and (exc.filename or command):
+        return f"command not found: {exc.filename or command}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

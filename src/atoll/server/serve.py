@@ -94,9 +94,11 @@ def serve(args: argparse.Namespace) -> int:
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"atoll agent server '{config.agent.name}' starting on http://{args.host}:{args.port} ...",
               markup=False)
+    out.file.flush()
 
     def started() -> None:
         out.print(startup_block(config, runtime, args.host, args.port), markup=False)
+        out.file.flush()  # before /health turns 200: whoever waits on it may read the block next
         if warning := tools_warning(runtime):
             logger.warning(warning)
 
