@@ -273,6 +273,9 @@ class ServerSection(_Section):
     #: The window ``rate_limit_per_minute`` counts over (60 s; shorter windows are for tests).
     rate_limit_window_s: float = Field(default=60.0, gt=0)
     max_concurrent_generations: int | None = Field(default=None, gt=0)
+    #: Requests deeper in a chain of agents delegating to each other are refused (508), and this
+    #: agent's own delegations stop there (an error result its LLM sees).
+    max_delegation_depth: int = Field(default=4, ge=1, le=100)
 
     @field_validator("session_url")
     @classmethod

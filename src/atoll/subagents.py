@@ -3,8 +3,15 @@
 Each child becomes a tool ``ask_<name>`` with one string parameter ``task``. A call posts the task
 to the child's Ollama ``/api/chat`` (``stream: false``) and returns the child's answer. The child
 keeps the conversation per session: the ``X-Session-ID`` sent is derived from the parent's own
-session when the caller has bound one with :func:`bind_parent_session` (so follow-up delegations
-in one parent conversation continue the child's conversation), else one session per child.
+session and the caller's API key, bound with :func:`bind_parent_session` (so follow-up delegations
+in one parent conversation continue the child's conversation, and two keys never share one). A
+parent turn without a session gets a child session of its own, used by that turn only; so does a
+call with nothing bound.
+
+Delegation loops (A asks B asks A ...) are bounded: each delegation sends
+``X-Atoll-Delegation-Depth`` (the depth of the request being served plus one), a server refuses a
+request deeper than its ``[server] max_delegation_depth``, and a parent does not delegate past its
+own limit: the LLM gets an error result saying so.
 
 Children are health-checked (``GET /health``) at start and then periodically; an unreachable or
 failing child gives ``ToolResult(is_error=True)``, never an exception.
@@ -19,18 +26,19 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
 import httpx
 
 from atoll.config import SubAgentConfig
+from atoll.errors import RequestError
 from atoll.mcp_client.naming import sanitize
 from atoll.messages import ToolResult, ToolSpec
 from atoll.tools import ToolboxContext
 
-__all__ = ["SubAgentToolbox", "bind_parent_session", "parent_session"]
+__all__ = ["DELEGATION_HEADER", "SubAgentToolbox", "bind_parent_session", "delegation_depth"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +49,51 @@ HEALTH_TIMEOUT = 5.0
 
 ChildState = Literal["unknown", "healthy", "unhealthy", "unreachable", "disabled"]
 
-#: The parent conversation a tool call belongs to; set by the agent loop around its tool calls.
-parent_session: ContextVar[str | None] = ContextVar("atoll_parent_session", default=None)
+#: Sent with every delegation: how many delegations deep the child's request is (1 for the first).
+DELEGATION_HEADER = "X-Atoll-Delegation-Depth"
+#: Default of ``[server] max_delegation_depth``.
+MAX_DELEGATION_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class _Parent:
+    """The turn tool calls run for: whose conversation (``key``) and how deep it is delegated."""
+
+    key: str
+    depth: int
+
+
+#: Set by the conversation around a turn's tool calls; ``None`` outside any turn.
+_parent: ContextVar[_Parent | None] = ContextVar("atoll_parent", default=None)
 
 
 @contextlib.contextmanager
-def bind_parent_session(session_id: str | None) -> Iterator[None]:
-    """Run the enclosed tool calls (and the tasks they spawn) on behalf of ``session_id``."""
-    token = parent_session.set(session_id)
+def bind_parent_session(session_id: str | None, owner: str = "", depth: int = 0) -> Iterator[None]:
+    """Run the enclosed tool calls (and the tasks they spawn) on behalf of the session
+    ``session_id`` of the API key fingerprint ``owner`` (no session: this turn alone), in a request
+    that is itself ``depth`` delegations deep."""
+    key = f"{owner}#{session_id}" if session_id is not None else f"turn#{uuid.uuid4().hex}"
+    token = _parent.set(_Parent(key, depth))
     try:
         yield
     finally:
-        parent_session.reset(token)
+        _parent.reset(token)
+
+
+def delegation_depth(headers: Mapping[str, str], limit: int) -> int:
+    """The depth of a request from its :data:`DELEGATION_HEADER` (0 without it); raises
+    :class:`~atoll.errors.RequestError` for a malformed value and past ``limit``."""
+    raw = headers.get(DELEGATION_HEADER.lower()) or headers.get(DELEGATION_HEADER)
+    if raw is None:
+        return 0
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 3:
+        raise RequestError(f"{DELEGATION_HEADER} must be a small non-negative integer")
+    depth = int(raw)
+    if depth > limit:
+        raise RequestError(f"delegation too deep: this request is {depth} delegations deep and this agent "
+                           f"accepts at most {limit} (server.max_delegation_depth); is there a loop of agents "
+                           "asking each other?", status=508)
+    return depth
 
 
 _TASK_SCHEMA: dict[str, Any] = {
@@ -72,20 +113,22 @@ class _Child:
     last_error: str | None = None
     last_check: float | None = None
     model: str | None = None
-    default_session: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def base_url(self) -> str:
         return self.config.url.rstrip("/")
 
-    def session_for(self, parent: str | None) -> str:
-        """A stable child session per parent session (uuid5 of child and parent ids)."""
+    def session_for(self, parent: _Parent | None) -> str:
+        """A stable child session per parent conversation (uuid5 of child and parent); a fresh one
+        when no turn is bound."""
         if parent is None:
-            return self.default_session
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"{self.base_url}#{self.name}#{parent}").hex
+            return uuid.uuid4().hex
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{self.base_url}#{self.name}#{parent.key}").hex
 
-    def headers(self, session_id: str | None = None) -> dict[str, str]:
+    def headers(self, session_id: str | None = None, depth: int | None = None) -> dict[str, str]:
         headers = {"X-Session-ID": session_id} if session_id else {}
+        if depth is not None:
+            headers[DELEGATION_HEADER] = str(depth)
         if self.config.auth_token:
             headers["Authorization"] = f"Bearer {self.config.auth_token}"
         return headers
@@ -99,9 +142,11 @@ class SubAgentToolbox(ToolboxContext):
         agents: Mapping[str, SubAgentConfig],
         *,
         health_interval: float = HEALTH_INTERVAL,
+        max_depth: int = MAX_DELEGATION_DEPTH,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.health_interval = health_interval
+        self.max_depth = max_depth
         self._children = {
             name: _Child(name, config, sanitize(f"ask_{name}"), state="unknown" if config.enabled else "disabled")
             for name, config in agents.items()
@@ -202,6 +247,12 @@ class SubAgentToolbox(ToolboxContext):
                           duration_s=time.perf_counter() - started)
 
     async def _delegate(self, child: _Child, task: str, timeout: float) -> tuple[str, bool]:
+        parent = _parent.get()
+        depth = (parent.depth if parent is not None else 0) + 1
+        if depth > self.max_depth:
+            return (f"not delegated to agent {child.name!r}: this request is already {depth - 1} delegations "
+                    f"deep, the most this agent allows (server.max_delegation_depth = {self.max_depth}); "
+                    "answer without it"), True
         if child.model is None and child.config.model is None:
             child.model = await self._discover_model(child)
         body = {
@@ -209,7 +260,7 @@ class SubAgentToolbox(ToolboxContext):
             "messages": [{"role": "user", "content": task}],
             "stream": False,
         }
-        headers = child.headers(child.session_for(parent_session.get()))
+        headers = child.headers(child.session_for(parent), depth)
         try:
             response = await self._http.post(f"{child.base_url}/api/chat", json=body, headers=headers,
                                              timeout=timeout)

@@ -101,8 +101,8 @@ def wait_healthy(url: str, process: subprocess.Popen[Any], log: Path, timeout: f
 @contextmanager
 def run_agent_server(agent_file: Path | None, *, cwd: Path, env: dict[str, str] | None = None,
                      args: list[str] | None = None, wait: bool = True,
-                     timeout: float = 60) -> Iterator[AgentServer]:
-    port = free_port()
+                     timeout: float = 60, port: int | None = None) -> Iterator[AgentServer]:
+    port = port or free_port()
     log = cwd / f"server-{port}.log"
     if env is None:
         home = cwd / "home"

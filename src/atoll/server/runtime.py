@@ -47,7 +47,7 @@ def build_toolbox(config: AgentConfig) -> Toolbox:
     if children:
         from atoll.subagents import SubAgentToolbox
 
-        parts.append(SubAgentToolbox(children))
+        parts.append(SubAgentToolbox(children, max_depth=config.server.max_delegation_depth))
     if not parts:
         return EmptyToolbox()
     if len(parts) == 1:
