@@ -397,6 +397,12 @@ def _warn_unknown_keys(config: AgentConfig, path: Path) -> None:
         extra = getattr(config, section).model_extra or {}
         for key in extra:
             logger.warning("%s: unknown key %s.%s ignored", path, section, key)
+    tables: dict[str, dict[str, McpServerConfig] | dict[str, SubAgentConfig]] = {
+        "mcp_servers": config.mcp_servers, "sub_agents": config.sub_agents}
+    for table, entries in tables.items():
+        for name, entry in entries.items():  # a typo (`arg = [...]`) would otherwise run without it
+            for key in entry.model_extra or {}:
+                logger.warning("%s: unknown key %s.%s.%s ignored", path, table, name, key)
 
 
 def load_agent_file(path: Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
@@ -557,7 +563,13 @@ def resolve_llm(file_llm: LLMConfig, ollama_file: OllamaFileConfig | None) -> LL
     llm.base_url = llm.base_url or env("ATOLL_LLM_BASE_URL")
     llm.model = llm.model or env("ATOLL_LLM_MODEL")
     if llm.provider == "ollama":
-        llm.base_url = normalise_ollama_host(llm.base_url or env_host or "127.0.0.1:11434")
+        # A URL written in the agent file (or ATOLL_LLM_BASE_URL) is used as written, path included;
+        # only OLLAMA_HOST-style values (host[:port], the Ollama config file's) get Ollama's defaults.
+        written = llm.base_url if llm.base_url in (file_llm.base_url, env("ATOLL_LLM_BASE_URL")) else None
+        if written and "://" in written:
+            llm.base_url = written.strip().rstrip("/")
+        else:
+            llm.base_url = normalise_ollama_host(llm.base_url or env_host or "127.0.0.1:11434")
         llm.model = llm.model or "llama3.2"
     return llm
 

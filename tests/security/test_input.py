@@ -90,3 +90,30 @@ def test_idle_keep_alive_connections_outlive_client_pools(echo_server) -> None: 
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+def test_base_urls_are_kept_as_written_and_unknown_table_keys_are_warned_about(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path, """
+[agent]
+name = "upstream"
+[llm]
+provider = "ollama"
+base_url = "http://127.0.0.1:9/ollama/"
+model = "m"
+[server]
+session_store = "memory"
+[mcp_servers.files]
+command = "true"
+arg = ["--typo"]
+[sub_agents.helper]
+url = "http://127.0.0.1:9"
+timeout_s = 5
+""")
+    home = tmp_path / "home"
+    home.mkdir()
+    with run_agent_server(agent, cwd=tmp_path, env=server_env(HOME=str(home))) as server:
+        status = httpx.get(server.url + "/atoll/status").json()
+        assert status["llm"]["base_url"] == "http://127.0.0.1:9/ollama"  # not .../ollama:11434
+        output = server.output()
+    assert "unknown key mcp_servers.files.arg ignored" in output
+    assert "unknown key sub_agents.helper.timeout_s ignored" in output
