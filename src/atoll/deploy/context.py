@@ -33,8 +33,6 @@ class DeployContext:
     agent_keys: AgentKeys
     feed: StateFeed = field(default_factory=StateFeed)
     dashboard: DashboardSessions = field(default_factory=DashboardSessions)
-    #: Session ids the chat playground opened, per agent (newest last, bounded).
-    playground_sessions: dict[str, list[str]] = field(default_factory=dict)
     #: Model name -> the remote whose front door listed it.
     remote_index: dict[str, RemoteServer] = field(default_factory=dict)
     stats: RequestStats = field(default_factory=RequestStats)

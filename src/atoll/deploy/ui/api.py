@@ -145,17 +145,10 @@ async def agent_tools(request: Request) -> JSONResponse:
 
 
 async def agent_sessions(request: Request) -> JSONResponse:
-    """The agent's sessions as its ``/api/sessions`` lists them, with the playground's own sessions
-    (those this server opened) for agents whose listing gives only a count."""
+    """The agent's ``/api/sessions``: the count, and the newest sessions of the key the dashboard uses
+    (the playground's; on an agent without keys, every session)."""
     ctx = context_of(request)
-    name = request.path_params["name"]
-    response = await _ask_agent(ctx, name, "GET", "/api/sessions")
-    if response.status_code != 200:
-        return _relayed_json(response)
-    body = response.json()
-    if not isinstance(body.get("sessions"), list):
-        body["sessions"] = [{"id": sid} for sid in reversed(ctx.playground_sessions.get(name, []))]
-    return JSONResponse(body)
+    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "GET", "/api/sessions?limit=100"))
 
 
 def _session_path(request: Request) -> str:
@@ -169,12 +162,8 @@ async def agent_session(request: Request) -> Response:
     ctx = context_of(request)
     name = request.path_params["name"]
     response = await _ask_agent(ctx, name, request.method, _session_path(request))
-    if request.method == "DELETE" and response.status_code in (200, 204, 404):
-        known = ctx.playground_sessions.get(name, [])
-        if request.path_params["session_id"] in known:
-            known.remove(request.path_params["session_id"])
-        if response.status_code != 404:
-            return Response(status_code=204)
+    if response.status_code == 204:
+        return Response(status_code=204)
     return _relayed_json(response)
 
 
@@ -212,10 +201,6 @@ async def decide_approval(request: Request) -> JSONResponse:
                                           f"/atoll/approvals/{approval_id}", decision))
 
 
-#: Playground sessions remembered per agent (for agents whose session listing is only a count).
-MAX_PLAYGROUND_SESSIONS = 50
-
-
 async def agent_chat(request: Request) -> Response:
     """``{"message": "...", "session_id": "..."}`` -> the agent's ``/api/chat`` NDJSON stream, relayed
     as it comes, tool calls and results (``atoll`` progress chunks) included."""
@@ -245,10 +230,6 @@ async def agent_chat(request: Request) -> Response:
     except httpx.HTTPError as exc:
         raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
                               error_code="AGENT_UNREACHABLE", status=502) from exc
-    known = ctx.playground_sessions.setdefault(name, [])
-    if session_id not in known:
-        known.append(session_id)
-        del known[:-MAX_PLAYGROUND_SESSIONS]
     return StreamingResponse(relay(response), status_code=response.status_code,
                              media_type=response.headers.get("content-type", "application/x-ndjson"),
                              background=BackgroundTask(response.aclose))
