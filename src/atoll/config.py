@@ -523,15 +523,21 @@ def load_ollama_config(path: Path | None = None) -> OllamaFileConfig | None:
 
 
 def normalise_ollama_host(value: str) -> str:
-    """``OLLAMA_HOST`` as the Ollama clients read it: scheme and port are optional."""
+    """The Ollama server's base URL. A URL (``scheme://...``) is kept as written, path included
+    (a trailing ``/`` dropped); only an ``OLLAMA_HOST``-style ``host[:port][/path]`` gets ``http://``,
+    the default port 11434, and ``127.0.0.1`` for an empty or ``0.0.0.0`` host."""
     value = value.strip().rstrip("/")
-    if "://" not in value:
-        value = "http://" + value
-    scheme, _, rest = value.partition("://")
-    host, _, port = rest.partition(":")
+    if "://" in value:
+        return value
+    host_port, slash, path = value.partition("/")
+    if host_port.startswith("["):  # [IPv6]:port
+        host, _, port = host_port[1:].partition("]")
+        host, port = f"[{host}]", port.removeprefix(":")
+    else:
+        host, _, port = host_port.partition(":")
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
-    return f"{scheme}://{host}:{port or '11434'}"
+    return f"http://{host}:{port or '11434'}{slash}{path}"
 
 
 def resolve_llm(file_llm: LLMConfig, ollama_file: OllamaFileConfig | None) -> LLMConfig:

@@ -122,7 +122,9 @@ def test_bad_ollama_config_names_file_and_field(monkeypatch: pytest.MonkeyPatch,
 
 @pytest.mark.parametrize(("value", "expected"), [
     ("0.0.0.0", "http://127.0.0.1:11434"), ("example:8080", "http://example:8080"),
-    ("https://h.example", "https://h.example:11434"), ("http://127.0.0.1:11434/", "http://127.0.0.1:11434"),
+    ("https://h.example", "https://h.example"), ("http://127.0.0.1:11434/", "http://127.0.0.1:11434"),
+    ("https://proxy/ollama", "https://proxy/ollama"), ("http://h.example/ollama/", "http://h.example/ollama"),
+    ("[::1]", "http://[::1]:11434"), ("[::1]:9000", "http://[::1]:9000"), ("box:9000/ollama", "http://box:9000/ollama"),
 ])
 def test_ollama_host_like_the_clients(value: str, expected: str) -> None:
     assert normalise_ollama_host(value) == expected
