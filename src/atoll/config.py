@@ -569,13 +569,9 @@ def resolve_llm(file_llm: LLMConfig, ollama_file: OllamaFileConfig | None) -> LL
     llm.base_url = llm.base_url or env("ATOLL_LLM_BASE_URL")
     llm.model = llm.model or env("ATOLL_LLM_MODEL")
     if llm.provider == "ollama":
-        # A URL written in the agent file (or ATOLL_LLM_BASE_URL) is used as written, path included;
-        # only OLLAMA_HOST-style values (host[:port], the Ollama config file's) get Ollama's defaults.
-        written = llm.base_url if llm.base_url in (file_llm.base_url, env("ATOLL_LLM_BASE_URL")) else None
-        if written and "://" in written:
-            llm.base_url = written.strip().rstrip("/")
-        else:
-            llm.base_url = normalise_ollama_host(llm.base_url or env_host or "127.0.0.1:11434")
+        # A URL is used as written, path included, wherever it comes from; only OLLAMA_HOST-style
+        # host[:port] values get Ollama's defaults (see normalise_ollama_host).
+        llm.base_url = normalise_ollama_host(llm.base_url or env_host or "127.0.0.1:11434")
         llm.model = llm.model or "llama3.2"
     return llm
 
