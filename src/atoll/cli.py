@@ -5,6 +5,7 @@ Modes today::
     atoll --server [options]     one agent as an HTTP server   (same as: atoll server [options])
     atoll [options]              the deployment server         (same as: atoll deployment [options])
     atoll status [options]       ask a running deployment server
+    atoll restart-server         re-execute the running deployment server, agents keep running
     atoll --version              atoll's version
 
 Every mode is an argparse subcommand declared in a module of its own under :mod:`atoll.commands`.
@@ -39,7 +40,7 @@ from typing import TypeAlias
 from atoll._version import __version__
 
 #: Modules under ``atoll.commands``, each with ``register(modes)``; the map lists them in this order.
-MODES = ("server", "deployment", "status", "export")
+MODES = ("server", "deployment", "status", "export", "restart_server")
 #: Flags that select a mode wherever they appear (the seed's ``atoll --server ...``).
 FLAG_MODES = {"--server": "server"}
 #: The mode of a bare ``atoll`` or ``atoll --some-option ...``.

@@ -37,3 +37,9 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def handover_address(pid: int) -> str:
+    """The abstract unix socket on which an agent started by the deployment server hands its
+    stable-port listening socket to a supervisor that adopted it (``atoll.server.supervised``)."""
+    return f"\0atoll-handover-{pid}"

@@ -51,6 +51,8 @@ class FakeProc:
     spawned_at: float
     signalled: int | None = None
     stragglers_killed: bool = False
+    probe_port: int | None = None
+    create_time: float = 0.0
 
     @property
     def returncode(self) -> int | None:

@@ -80,7 +80,7 @@ async def _streams_chunk_by_chunk(client) -> None:  # type: ignore[no-untyped-de
 
 
 HANGING_AGENT = r"""
-import http.server, signal, subprocess, sys, threading
+import http.server, signal, socket, subprocess, sys, threading
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 grandchild = subprocess.Popen([sys.executable, "-c",
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
@@ -88,7 +88,9 @@ class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b'{"status":"healthy"}')
     def log_message(self, *args): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health, bind_and_activate=False)
+server.socket = socket.socket(fileno=int(sys.argv[1]))  # the probe socket the supervisor passed
+server.serve_forever()
 """
 
 
@@ -99,8 +101,8 @@ async def test_stop_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path:
     script.write_text(HANGING_AGENT)
     config = make_config(stop_timeout=1.0)
 
-    def command(spec, port):  # type: ignore[no-untyped-def]
-        return [os.sys.executable, str(script), str(port)]  # type: ignore[attr-defined]
+    def command(spec, launch):  # type: ignore[no-untyped-def]
+        return [os.sys.executable, str(script), str(launch.fd)]  # type: ignore[attr-defined]
 
     async with running_server(agents, config, command_for=command) as run:
         runner = run.runner("stubborn")
@@ -141,7 +143,7 @@ async def test_crash_loop_ends_failed_with_exit_code_and_log_tail(tmp_path: Path
     write_agent(agents, "crasher")
     config = make_config(max_restarts=2, backoff_initial=0.05)
 
-    def command(spec, port):  # type: ignore[no-untyped-def]
+    def command(spec, launch):  # type: ignore[no-untyped-def]
         return [os.sys.executable, "-c",  # type: ignore[attr-defined]
                 "import sys; print('cannot start: missing thing', file=sys.stderr); sys.exit(3)"]
 

@@ -25,6 +25,15 @@ def register(modes: Subparsers) -> None:
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="log lines on stderr: readable text (default) or one JSON object per line")
+    supervised = parser.add_argument_group(
+        "set by the deployment server (see docs/deployment.md; not needed by hand)")
+    supervised.add_argument("--fd", type=int, help="serve on this inherited listening socket, not --port")
+    supervised.add_argument("--public-fd", type=int, help="the agent's stable-port socket (inherited; "
+                            "served once the agent is healthy)")
+    supervised.add_argument("--lease", type=Path, help="shut down when this file goes untouched for "
+                            "--orphan-grace seconds (the deployment server died and nobody adopted us)")
+    supervised.add_argument("--orphan-grace", type=float, default=60.0, help="seconds (default 60)")
+    supervised.add_argument("--exit-file", type=Path, help="write the exit status here (JSON)")
     parser.set_defaults(run=run)
 
 

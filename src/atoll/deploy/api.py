@@ -58,7 +58,8 @@ async def start_agent(request: Request) -> JSONResponse:
 async def restart_agent(request: Request) -> JSONResponse:
     sup = context_of(request).supervisor
     name = request.path_params["name"]
-    runner = await sup.restart(name, wait=_flag(request, "wait", True))
+    runner = await sup.restart(name, wait=_flag(request, "wait", True),
+                               graceful=_flag(request, "graceful", True))
     return _after_start(sup.status(name), runner.state)
 
 

@@ -62,35 +62,46 @@ def deploy(args: argparse.Namespace) -> int:
         print(f"note: created the agents directory {agents_dir}; put one folder per agent in it "
               "(each with agent.toml or agent.json).")
     try:
-        return asyncio.run(_serve(config, agents_dir))
+        server = asyncio.run(_serve(config, agents_dir))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ManagementError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if server.restarting and server.front_door is not None:
+        from atoll.deploy.restart import reexec
+
+        reexec(server.front_door, server.listeners)
+    return 0
 
 
-async def _serve(config: DeploymentConfig, agents_dir: Path) -> int:
+async def _serve(config: DeploymentConfig, agents_dir: Path) -> DeploymentServer:
+    from atoll.deploy.handover import inherited
     from atoll.deploy.service import DeploymentServer, bind_api_socket
 
-    sock = bind_api_socket(config)
+    front, agent_sockets = inherited()
+    sock = front or bind_api_socket(config)
     port = sock.getsockname()[1]
-    if port != config.api_port:
+    if port != config.api_port and front is None:
         print(f"note: port {config.api_port} is in use; the management API and front door use port {port} "
               "(auto_discover_port)", flush=True)
-    server = DeploymentServer.build(config, agents_dir)
+    server = DeploymentServer.build(config, agents_dir, inherited=agent_sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.request_restart, stop)
 
     async def report(url: str) -> None:
         await _print_block(server, url)
 
     await server.run(stop, on_ready=report, sock=sock)
-    print("ATOLL deployment server stopped; all agents stopped.", flush=True)
-    return 0
+    if server.restarting:
+        print("ATOLL deployment server restarting; agents keep running.", flush=True)
+    else:
+        print("ATOLL deployment server stopped; all agents stopped.", flush=True)
+    return server
 
 
 async def _print_block(server: DeploymentServer, url: str) -> None:

@@ -99,6 +99,12 @@ class DeploymentConfig(BaseModel):
     sample_interval: float = Field(default=10.0, ge=1)
     #: Extra environment variable names passed to agents (on top of the built-in allow-list).
     pass_env: list[str] = Field(default_factory=list)
+    #: Seconds an agent outlives its deployment server before it shuts down by itself, unless a
+    #: restarted deployment server adopts it meanwhile (the lease; see docs/deployment.md).
+    orphan_grace: float = Field(default=60.0, gt=0)
+    #: Seconds an old version may take to finish its requests and streams after a redeploy or
+    #: graceful restart, and the front door its relays before ``restart-server`` (then they are cut).
+    drain_timeout: float = Field(default=30.0, ge=0)
 
     def secrets(self) -> list[str]:
         """Every credential of this file: the admin token and each remote's key and token. None of

@@ -1,5 +1,8 @@
 """``POST /agents/deploy``: checksum, safe extraction into a staging folder, config validation, venv,
 then swap the new version in, start it, and roll back to the previous version if it does not run.
+A running agent is replaced without downtime: the new version starts beside it and the old one
+drains only once the new one is healthy (``atoll.deploy.rollout``); if the new one fails, the old
+one never stopped serving.
 
 Nothing in the live agent folder changes until the package has passed every check; the replaced
 version is kept under ``<agents_dir>/.previous/``.
@@ -20,13 +23,17 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atoll.deploy.archive import ArchiveLimits, check_members, extract, remove_tree
 from atoll.deploy.discover import AgentSpec, agent_file_in, load_spec
 from atoll.deploy.errors import BadRequest, Conflict, ManagementError
-from atoll.deploy.runner import RUNNING
+from atoll.deploy.rollout import RolloutFailed, roll
+from atoll.deploy.runner import CONFIG_ERROR_EXIT, RUNNING, UNHEALTHY
 from atoll.deploy.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from atoll.deploy.runner import AgentRunner
 from atoll.deploy.venvs import ensure_venv
 from atoll.errors import ConfigError
 from atoll.sessions.paths import LEGACY_NAME, agent_session_file, move_database, sessions_dir
@@ -114,19 +121,41 @@ class Deployer:
                            error_code="ALREADY_DEPLOYED")
         await asyncio.to_thread(ensure_venv, self.venv_root, root)
         target = existing.spec.folder if existing is not None else self.agents_dir / spec.name
-        if existing is not None:
+        running = existing is not None and existing.state in (RUNNING, UNHEALTHY) and existing.proc is not None
+        if existing is not None and not running:
             await existing.stop()
         previous = self._swap(root, target)
         (target / PACKAGE_FILE).write_text(json.dumps(
             {"sha256": checksum, "deployed_at": datetime.now(UTC).isoformat()}))
         new_spec = load_spec(agent_file_in(target) or target / "agent.toml")
-        state = await self._start(new_spec)
-        if state != RUNNING:
+        if existing is not None and running:
+            await self._roll_out(existing, new_spec, target, previous)
+        elif await self._start(new_spec) != RUNNING:
             await self._roll_back(new_spec, target, previous)
         self.supervisor.checksums[spec.name] = checksum
         runner = self.supervisor.runners[spec.name]
         return {"name": spec.name, "status": "deployed", "port": runner.port, "checksum": checksum,
                 "message": "Agent deployed and started successfully"}
+
+    async def _roll_out(self, runner: AgentRunner, spec: AgentSpec, target: Path, previous: Path | None
+                        ) -> None:
+        try:
+            await roll(runner, spec, drain_timeout=self.supervisor.settings.drain_timeout)
+        except RolloutFailed as exc:
+            self._restore(target, previous)
+            if exc.exit_code == CONFIG_ERROR_EXIT:
+                raise BadRequest(f"deployed agent has an invalid configuration: {exc}",
+                                 error_code="INVALID_CONFIG") from exc
+            raise ManagementError(f"deployed agent did not start: {exc}", error_code="DEPLOY_FAILED",
+                                  status=500) from exc
+
+    def _restore(self, target: Path, previous: Path | None) -> None:
+        """Put the previous version's folder back (the failed one goes to ``.failed``)."""
+        failed = self.agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target, failed)
+        if previous is not None:
+            os.replace(previous, target)
 
     def _swap(self, staged_root: Path, target: Path) -> Path | None:
         previous = None
@@ -155,14 +184,10 @@ class Deployer:
         tail = runner.log_tail
         config_error = runner.config_error
         await runner.stop()
-        failed = self.agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(target, failed)
+        self._restore(target, previous)
         if previous is None:
-            self.supervisor.runners.pop(spec.name, None)
-            self.supervisor.ports.release(spec.name)
+            self.supervisor.forget(spec.name)
         else:
-            os.replace(previous, target)
             old = load_spec(agent_file_in(target) or target / "agent.toml")
             self.supervisor.replace_spec(old)
             self.supervisor.runners[spec.name].start()

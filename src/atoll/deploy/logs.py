@@ -1,43 +1,36 @@
-"""Per-agent log files with size rotation: ``<logs>/<agent>/stdout.log`` and ``stderr.log``,
-rotated to ``.1`` ... ``.N`` when they pass ``max_bytes``."""
+"""Per-agent log files: ``<logs>/<agent>/stdout.log`` and ``stderr.log``, written by the agent
+process itself and rotated by the supervisor to ``.1`` ... ``.N`` when they pass ``max_bytes``."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 STREAMS = ("stdout", "stderr")
 
 
-class RotatingLog:
-    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.backups = backups
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("ab")
-        self._size = self._file.tell()
+def rotate(path: Path, *, max_bytes: int, backups: int) -> bool:
+    """Copy-truncate ``path`` once it is past ``max_bytes``: the agent keeps writing to the same
+    file (opened with ``O_APPEND``, so it continues at the new end). Older copies move up to
+    ``.N``; with ``backups`` 0 the file is only truncated. True when it rotated.
 
-    def write(self, data: bytes) -> None:
-        if self._size and self._size + len(data) > self.max_bytes:
-            self._rotate()
-        self._file.write(data)
-        self._file.flush()
-        self._size += len(data)
-
-    def _rotate(self) -> None:
-        self._file.close()
-        if self.backups > 0:
-            for index in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{index}")
-                if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = self.path.open("wb")
-        self._size = 0
-
-    def close(self) -> None:
-        self._file.close()
+    A few lines written between the copy and the truncation may be lost (as with logrotate's
+    ``copytruncate``): the price of logs that outlive the supervisor that started the agent."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    if backups > 0:
+        for index in range(backups - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{index}")
+            if older.exists():
+                os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with path.open("r+b") as handle:
+        handle.truncate(0)
+    return True
 
 
 def log_paths(logs_dir: Path, agent: str) -> dict[str, Path]:

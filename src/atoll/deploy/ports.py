@@ -57,5 +57,12 @@ class PortAllocator:
                 return port
         raise PortUnavailable(f"no free port from {self.base_port} for agent '{name}'")
 
+    def claim(self, name: str, port: int) -> bool:
+        """Give ``name`` the port its adopted process already listens on, if nobody else has it."""
+        if port in self.reserved or any(p == port for n, p in self._assigned.items() if n != name):
+            return False
+        self._assigned[name] = port
+        return True
+
     def release(self, name: str) -> None:
         self._assigned.pop(name, None)

@@ -81,7 +81,12 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
     upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
                                     headers=upstream_headers(request, remote))
     try:
-        response = await client.send(upstream, stream=True)
+        try:
+            response = await client.send(upstream, stream=True)
+        except httpx.RemoteProtocolError:
+            # A pooled keep-alive connection closed by the agent as we reused it (a version that
+            # drains after a redeploy): nothing was answered, so send once more on a fresh one.
+            response = await client.send(upstream, stream=True)
     except httpx.HTTPError as exc:
         return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
     relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}

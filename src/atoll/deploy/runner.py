@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from atoll._version import __version__
 from atoll.deploy.discover import AgentSpec
 from atoll.deploy.policy import BackoffPolicy, CrashLoopGuard, Timeouts
 
@@ -45,6 +46,10 @@ class ChildProcess(Protocol):
     """A started agent process; the leader of its own process group (``pgid == pid``)."""
 
     pid: int
+    #: The port this very process answers on (probed for health), when it is not the agent's port.
+    probe_port: int | None
+    #: The process's start time (``psutil``), which with the pid names it in the state file.
+    create_time: float
 
     @property
     def returncode(self) -> int | None: ...
@@ -85,6 +90,8 @@ class RunnerDeps:
     log_tail: Callable[[str, int], list[str]] = field(default=lambda name, lines: [])
     #: Told of every state change (agent name, new state): the dashboard's live stream.
     on_state: Callable[[str, str], None] = field(default=lambda name, state: None)
+    #: Called after every state change and spawn (the supervisor records its state file then).
+    changed: Callable[[], None] = field(default=lambda: None)
 
 
 class AgentRunner:
@@ -120,9 +127,15 @@ class AgentRunner:
         self.last_health_check: datetime | None = None
         self.last_health_ok: bool | None = None
         self.started_at: datetime | None = None
+        #: True while the process running was started by an earlier supervisor (adopted).
+        self.adopted = False
+        #: The atoll version that started the running process (an adopted one may be older).
+        self.atoll_version = __version__
         self._running_since: float | None = None
         self._attempt = 0
         self._task: asyncio.Task[None] | None = None
+        #: Old versions draining after a rollout (``retire``); a stop waits for them.
+        self._retiring: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
 
     # ---- commands -----------------------------------------------------------------------------
@@ -131,8 +144,9 @@ class AgentRunner:
     def active(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start(self) -> None:
-        """Start (or restart after "failed"): a manual start forgets earlier crashes."""
+    def start(self, running: ChildProcess | None = None) -> None:
+        """Start (or restart after "failed"): a manual start forgets earlier crashes. With
+        ``running``, supervise that healthy process instead of spawning one (adoption, rollout)."""
         if self.active:
             return
         self.guard.reset()
@@ -140,8 +154,41 @@ class AgentRunner:
         self.restarts = 0
         self.error = None
         self.log_tail = []
-        self._set(STARTING)
-        self._task = asyncio.create_task(self._lifecycle(), name=f"agent:{self.spec.name}")
+        # A process handed over healthy keeps taking requests: no "starting" gap at the front door.
+        self._set(STARTING if running is None else RUNNING)
+        self._task = asyncio.create_task(self._lifecycle(running), name=f"agent:{self.spec.name}")
+
+    def adopt(self, proc: ChildProcess, started_at: datetime) -> None:
+        """Supervise a healthy agent process an earlier supervisor started; its uptime goes on."""
+        self.adopted = True
+        self.started_at = started_at
+        self._running_since = self.deps.clock() - max(0.0, (self.deps.wall() - started_at).total_seconds())
+        self.start(proc)
+
+    async def detach(self) -> ChildProcess | None:
+        """Stop supervising, leaving the process running (for a successor to adopt, or a rollout)."""
+        proc = self.proc
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.proc = None
+        return proc
+
+    def retire(self, proc: ChildProcess, grace: float) -> None:
+        """Drain ``proc`` (an old version) in the background: SIGTERM, ``grace``, SIGKILL."""
+        task = asyncio.create_task(self.terminate(proc, grace=grace), name=f"retire:{self.spec.name}:{proc.pid}")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    def switch_to(self, proc: ChildProcess, spec: AgentSpec) -> None:
+        """Supervise ``proc`` (a healthy new version, from ``atoll.deploy.rollout``) from now on."""
+        self.spec = spec
+        self.adopted, self.atoll_version = False, __version__
+        self.started_at = self.deps.wall()
+        self._running_since = None
+        self.start(proc)
 
     async def stop(self, *, restarting: bool = False) -> None:
         """SIGTERM the process group, wait ``timeouts.stop``, then SIGKILL; no descendant survives.
@@ -153,9 +200,11 @@ class AgentRunner:
             self._task = None
         if self.proc is not None:
             self._set(RESTARTING if restarting else STOPPING)
-            await self._terminate(self.proc)
+            await self.terminate(self.proc)
             self._record_exit(self.proc)
             self.proc = None
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         self._running_since = None
         self._set(RESTARTING if restarting else STOPPED)
 
@@ -172,10 +221,11 @@ class AgentRunner:
 
     # ---- the loop -------------------------------------------------------------------------------
 
-    async def _lifecycle(self) -> None:
+    async def _lifecycle(self, running: ChildProcess | None = None) -> None:
         try:
             while True:
-                reason = await self._run_once()
+                reason = await self._run_once(running)
+                running = None
                 if self.last_exit_code == CONFIG_ERROR_EXIT:
                     self._give_up(self._config_error(reason), restartable=False)
                     return
@@ -195,33 +245,44 @@ class AgentRunner:
             logger.exception("agent %s: supervisor error", self.spec.name)
             self._give_up(f"supervisor error: {exc}")
 
-    async def _run_once(self) -> str:
-        """Run one process from spawn to its end; returns why it ended."""
-        self._set(STARTING)
-        self.proc = proc = await self.deps.spawn(self.spec, self.port)
-        self.started_at = self.deps.wall()
+    async def _run_once(self, running: ChildProcess | None) -> str:
+        """Run one process from spawn (or adoption) to its end; returns why it ended."""
+        if running is None:
+            self._set(STARTING)
+            self.adopted, self.atoll_version = False, __version__
+            self.proc = proc = await self.deps.spawn(self.spec, self.port)
+            self.started_at = self.deps.wall()
+        else:
+            self.proc = proc = running
+        self.deps.changed()
         try:
-            failure = await self._await_ready(proc)
+            failure = await self.await_ready(proc)
             if failure is None:
-                self._running_since = self.deps.clock()
+                if self._running_since is None:
+                    self._running_since = self.deps.clock()
                 self._set(RUNNING)
                 failure = await self._monitor(proc)
         finally:
             if self.proc is proc and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                await self._terminate(proc)
+                await self.terminate(proc)
         self._record_exit(proc)
         self.proc = None
         self._running_since = None
         return failure
 
-    async def _await_ready(self, proc: ChildProcess) -> str | None:
-        timeout = self.spec.startup_timeout or self.timeouts.startup
+    def probe_port(self, proc: ChildProcess) -> int:
+        return proc.probe_port or self.port
+
+    async def await_ready(self, proc: ChildProcess, spec: AgentSpec | None = None) -> str | None:
+        """None once ``proc`` answers its health check, else why not (exit, startup timeout)."""
+        timeout = (spec or self.spec).startup_timeout or self.timeouts.startup
         deadline = self.deps.clock() + timeout
+        port = self.probe_port(proc)
         while True:
             if proc.returncode is not None:
                 return f"exited with code {proc.returncode} during startup"
-            healthy = await self.deps.probe(self.port)
-            if healthy and proc.returncode is None and proc.owns_port(self.port):
+            healthy = await self.deps.probe(port)
+            if healthy and proc.returncode is None and proc.owns_port(port):
                 self._note_health(True)
                 return None
             if self.deps.clock() >= deadline:
@@ -234,7 +295,7 @@ class AgentRunner:
             await self._exit_or_sleep(proc, self.timeouts.health_interval)
             if proc.returncode is not None:
                 return f"exited with code {proc.returncode}"
-            ok = await self.deps.probe(self.port)
+            ok = await self.deps.probe(self.probe_port(proc))
             self._note_health(ok)
             if ok:
                 failures = 0
@@ -261,12 +322,12 @@ class AgentRunner:
                 task.cancel()
             await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
-    async def _terminate(self, proc: ChildProcess) -> None:
+    async def terminate(self, proc: ChildProcess, grace: float | None = None) -> None:
         """SIGTERM the group -> grace -> SIGKILL the group, then kill any descendant that left it."""
         snapshot = proc.descendants() if proc.returncode is None else []
         if proc.returncode is None:
             self.deps.signal_group(proc.pid, signal.SIGTERM)
-            await self._exit_or_sleep(proc, self.timeouts.stop)
+            await self._exit_or_sleep(proc, self.timeouts.stop if grace is None else grace)
         # The leader may be gone while members of its group (MCP servers) linger: kill the group.
         self.deps.signal_group(proc.pid, signal.SIGKILL)
         if proc.returncode is None:
@@ -315,3 +376,4 @@ class AgentRunner:
         self.deps.on_state(self.spec.name, state)
         self._changed.set()
         self._changed = asyncio.Event()
+        self.deps.changed()

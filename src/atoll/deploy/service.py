@@ -1,35 +1,43 @@
 """The deployment server assembled: config -> discovery -> supervisor -> HTTP app, and its run loop
-(bind the management port, start the agents, report, serve until told to stop, stop every agent)."""
+(bind the management port, adopt the agents a predecessor left running, start the others, report,
+serve until told to stop, then stop every agent, or leave them running for ``restart-server``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import math
 import os
 import socket
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import uvicorn
 
+from atoll._version import __version__
 from atoll.config import atoll_home
 from atoll.deploy.admin_token import admin_token_path, ensure_admin_token
+from atoll.deploy.adopt import reconcile
 from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.app import create_app, make_client
-from atoll.deploy.config import DeploymentConfig, state_path
+from atoll.deploy.config import STATE_FILE_NAME, DeploymentConfig
 from atoll.deploy.context import DeployContext
 from atoll.deploy.deploy_zip import Deployer, read_checksum
 from atoll.deploy.discover import AgentSpec, Discovery, Problem, discover
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.logs import log_paths, tail
+from atoll.deploy.handover import Listeners
+from atoll.deploy.logs import log_paths, rotate, tail
 from atoll.deploy.policy import BackoffPolicy, Timeouts
 from atoll.deploy.ports import PortAllocator
-from atoll.deploy.process import CommandFor, ProcessFactory, agent_command
-from atoll.deploy.runner import RunnerDeps
+from atoll.deploy.process import CommandFor, Launch, ProcessFactory, agent_command
+from atoll.deploy.runner import FAILED, STOPPED, AgentRunner, RunnerDeps
+from atoll.deploy.state import Lease, StateFile, folder_checksum, other_live_server, read_records, read_state
 from atoll.deploy.supervisor import Supervisor, SupervisorSettings
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
@@ -40,6 +48,8 @@ from atoll.net import PROBE_HEADER, bind_tcp
 logger = logging.getLogger(__name__)
 
 HEALTH_PROBE_TIMEOUT = 2.0
+#: Instance ids of the deployment servers running in this process (tests run several).
+_RUNNING_HERE: set[str] = set()
 
 
 class _QuietServer(uvicorn.Server):
@@ -60,6 +70,7 @@ def settings_from(config: DeploymentConfig) -> SupervisorSettings:
         max_restarts=config.max_restarts,
         restart_window=config.restart_window,
         restart_on_failure=config.restart_on_failure,
+        drain_timeout=config.drain_timeout,
     )
 
 
@@ -89,43 +100,51 @@ class DeploymentServer:
     agent_keys: AgentKeys
     feed: StateFeed
     sampler: Sampler
+    listeners: Listeners
+    state: StateFile
+    lease: Lease
+    run_dir: Path
+    factory: ProcessFactory
     #: Where the generated admin token is (None when one is configured).
     token_file: Path | None = None
+    #: Set by ``request_restart`` (SIGHUP): leave the agents running for the re-executed server.
+    restarting: bool = False
+    #: The front door's listening socket kept for the re-executed server.
+    front_door: socket.socket | None = None
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _checksums: dict[int, tuple[AgentSpec, str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: DeploymentConfig, agents_dir: Path, *, command_for: CommandFor | None = None,
-              env_base: dict[str, str] | None = None, home: Path | None = None) -> DeploymentServer:
-        """Must be called inside the event loop that will run it."""
+              env_base: dict[str, str] | None = None, home: Path | None = None,
+              inherited: dict[str, int] | None = None) -> DeploymentServer:
+        """Must be called inside the event loop that will run it. ``inherited``: the agents'
+        stable-port sockets handed down by ``restart-server`` (port -> fd)."""
         home = home or atoll_home()
         token_file = None
         if not config.admin_token:
             config = config.model_copy(update={"admin_token": ensure_admin_token(home)})
             token_file = admin_token_path(home)
-        logs_dir, venv_root = home / "logs", home / "venvs"
+        logs_dir, venv_root, run_dir = home / "logs", home / "venvs", home / "run"
         client = make_client()
-        agent_keys, feed = AgentKeys(), StateFeed()
+        agent_keys, feed = AgentKeys(run_dir / "agent_keys.json"), StateFeed()
+        listeners = Listeners()
+        listeners.adopt_inherited(inherited or {})
 
-        def command(spec: AgentSpec, port: int) -> list[str]:
-            return agent_command(spec, port, venv_python(venv_root, spec.folder))
+        def command(spec: AgentSpec, launch: Launch) -> list[str]:
+            return agent_command(spec, launch, venv_python(venv_root, spec.folder))
 
-        factory = ProcessFactory(logs_dir, command_for=command_for or command, pass_env=config.pass_env,
-                                 log_max_bytes=config.log_max_bytes, log_backups=config.log_backups,
-                                 env_base=env_base, agent_keys=agent_keys, secrets=config.secrets())
-
-        async def probe(port: int) -> bool:
-            try:
-                response = await client.get(f"http://127.0.0.1:{port}/health", timeout=HEALTH_PROBE_TIMEOUT,
-                                            headers={PROBE_HEADER: "supervisor"})
-            except httpx.HTTPError:
-                return False
-            return response.status_code == 200
+        factory = ProcessFactory(logs_dir, listeners, run_dir, command_for=command_for or command,
+                                 pass_env=config.pass_env, orphan_grace=config.orphan_grace, env_base=env_base,
+                                 agent_keys=agent_keys, secrets=config.secrets())
 
         def log_tail(name: str, lines: int) -> list[str]:
             return tail(log_paths(logs_dir, name)["stderr"], lines)
 
-        deps = RunnerDeps(spawn=factory, probe=probe, log_tail=log_tail, on_state=feed.publish)
+        deps = RunnerDeps(spawn=factory, probe=_prober(client), log_tail=log_tail)
         ports = PortAllocator(config.base_port, reserved={config.api_port})
         supervisor = Supervisor(deps, ports, settings_from(config), max_agents=config.max_agents)
+        supervisor.on_port_released = listeners.release
         found = discover(agents_dir)
         supervisor.problems = list(found.problems)
         for spec in found.specs:
@@ -139,52 +158,153 @@ class DeploymentServer:
                 supervisor.checksums[spec.name] = checksum
         deployer = Deployer(supervisor, agents_dir, venv_root)
         sampler = Sampler(supervisor, client, agent_keys, interval=config.sample_interval)
-        return cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler,
-                   token_file)
+        server = cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler,
+                     listeners, StateFile(home / STATE_FILE_NAME), Lease(factory.lease), run_dir, factory,
+                     token_file)
+        deps.changed = server.save_state
+        deps.on_state = server._on_state
+        return server
 
     def context(self) -> DeployContext:
         return DeployContext(self.supervisor, self.deployer, self.config, self.logs_dir, self.client,
                              sampler=self.sampler, agent_keys=self.agent_keys, feed=self.feed)
 
+    def request_restart(self, stop: asyncio.Event) -> None:
+        """``atoll restart-server`` / SIGHUP: drain the front door, leave the agents running, and
+        let the caller re-execute (``atoll.deploy.cli``)."""
+        logger.info("restart requested: draining the front door; agents keep running")
+        self.restarting = True
+        stop.set()
+
     async def run(self, stop: asyncio.Event, *, on_ready: Callable[[str], Awaitable[None]] | None = None,
                   sock: socket.socket | None = None) -> None:
-        """Serve until ``stop`` is set, then stop every agent (SIGTERM -> grace -> SIGKILL)."""
+        """Serve until ``stop`` is set, then stop every agent (SIGTERM -> grace -> SIGKILL), or
+        after ``request_restart`` leave them running and keep ``sock`` open for the successor."""
         sock = sock or bind_api_socket(self.config)
         port = sock.getsockname()[1]
         server = _QuietServer(uvicorn.Config(create_app(self.context()), log_level="warning",
-                                             lifespan="off", access_log=False, **UVICORN_OPTIONS))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
+                                             lifespan="off", access_log=False, **UVICORN_OPTIONS,
+                                             timeout_graceful_shutdown=math.ceil(self.config.drain_timeout)))
         url = f"http://{self.config.bind_host}:{port}"
+        self._claim_home(url)
+        self.lease.renew()
+        housekeeping: asyncio.Task[None] | None = None
+        serving: asyncio.Task[None] | None = None
         if not self.config.loopback_only:
             logger.warning("listening on %s beyond loopback: the front door passes requests through, so "
                            "agents without [server] api_keys are open to anyone who can reach it", url)
         sampling = asyncio.create_task(self.sampler.run(stop), name="dashboard-samples")
         try:
-            self._write_state(url)
+            # Adopt first: a request waiting in the socket's queue then finds its agent supervised.
+            await self.adopt()
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            self.save_state()
+            housekeeping = asyncio.create_task(self._housekeep())
             await self.supervisor.start_all()
+            self.state.server["ready"] = True
+            self.save_state()
             if on_ready is not None:
                 await on_ready(url)
             await stop.wait()
         finally:
-            self.feed.close()
-            sampling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampling
-            server.should_exit = True
-            await self.supervisor.stop_all()
+            await self._shut_down(server, serving, housekeeping, sampling, sock)
+
+    def _claim_home(self, url: str) -> None:
+        """Own the state file, unless another live deployment server does: then keep no state
+        (nothing to adopt, nothing adoptable) and a lease of our own."""
+        other = other_live_server(read_state(self.state.path), _RUNNING_HERE)
+        _RUNNING_HERE.add(self.instance)
+        if other is not None:
+            logger.warning("another deployment server (pid %s) runs with this ATOLL_HOME: this one keeps no "
+                           "state file, so its agents cannot be adopted after a crash", other)
+            self.state.enabled = False
+            self.lease.path = self.factory.lease = self.run_dir / f"lease-{os.getpid()}"
+        self.state.server = {"pid": os.getpid(), "instance": self.instance,
+                             "create_time": psutil.Process().create_time(), "url": url,
+                             "agents_dir": str(self.agents_dir), "started": time.time(),
+                             "atoll_version": __version__}
+
+    async def _shut_down(self, server: uvicorn.Server, serving: asyncio.Task[None] | None,
+                         housekeeping: asyncio.Task[None] | None, sampling: asyncio.Task[None],
+                         sock: socket.socket) -> None:
+        if housekeeping is not None:
+            housekeeping.cancel()
+        self.feed.close()  # the dashboard's live streams end, so the front door can drain
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
+        if self.restarting:
+            self.front_door = sock.dup()  # uvicorn closes ``sock``; the successor gets this copy
+        server.should_exit = True
+        if serving is not None:
             with contextlib.suppress(Exception):
-                await serving
-            await self.client.aclose()
-            sock.close()
-            self._clear_state()
+                await serving  # relays drain (drain_timeout) while the agents are still supervised
+        if self.restarting:
+            self.lease.renew()
+            self.save_state()
+            self.state.enabled = False  # detached runners have no process: this record is final
+            await self.supervisor.detach_all()
+        else:
+            await self.supervisor.stop_all()
+            self.listeners.close()
+            self.state.clear()
+        await self.client.aclose()
+        sock.close()
+        _RUNNING_HERE.discard(self.instance)
 
-    def _write_state(self, url: str) -> None:
-        path = state_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"pid": os.getpid(), "url": url, "agents_dir": str(self.agents_dir)}))
+    async def adopt(self) -> None:
+        """Adopt the agents a previous deployment server left running, stop the ones it cannot."""
+        records = read_records(self.state.path) if self.state.enabled else {}
+        if not records:
+            return
+        started = time.monotonic()
+        result = await reconcile(self.supervisor, records, self.listeners, self.supervisor.deps.probe,
+                                 self.run_dir, stop_grace=self.config.stop_timeout)
+        await asyncio.gather(*(self.supervisor.settle(self.supervisor.runners[n]) for n in result.adopted))
+        logger.info("adopted %d agent(s) in %.3f s: %s; stopped %d stale: %s", len(result.adopted),
+                    time.monotonic() - started, ", ".join(result.adopted) or "-", len(result.stopped),
+                    ", ".join(result.stopped) or "-")
 
-    def _clear_state(self) -> None:
-        path = state_path()
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
+    def _on_state(self, name: str, state: str) -> None:
+        self.feed.publish(name, state)
+        runner = self.supervisor.runners.get(name)
+        if state in (STOPPED, FAILED) and runner is not None:
+            # No process will take its connections: close the stable port, so clients are refused
+            # at once instead of waiting in its queue (it is bound again on the next start).
+            self.listeners.release(runner.port)
+
+    def save_state(self) -> None:
+        try:
+            self.state.save(self.supervisor.records(self._checksum))
+        except OSError as exc:
+            logger.error("cannot write the state file %s: %s", self.state.path, exc)
+
+    def _checksum(self, runner: AgentRunner) -> str:
+        cached = self._checksums.get(id(runner.spec))
+        if cached is None or cached[0] is not runner.spec:
+            cached = self._checksums[id(runner.spec)] = (runner.spec, folder_checksum(runner.spec.folder))
+        return cached[1]
+
+    async def _housekeep(self) -> None:
+        """Renew the lease, record the agents, rotate their logs; until cancelled."""
+        interval = min(5.0, self.config.orphan_grace / 4)
+        while True:
+            self.lease.renew()
+            self.save_state()
+            for name in self.supervisor.runners:
+                for path in log_paths(self.logs_dir, name).values():
+                    with contextlib.suppress(OSError):
+                        rotate(path, max_bytes=self.config.log_max_bytes, backups=self.config.log_backups)
+            await asyncio.sleep(interval)
+
+
+def _prober(client: httpx.AsyncClient) -> Callable[[int], Awaitable[bool]]:
+    async def probe(port: int) -> bool:
+        try:
+            response = await client.get(f"http://127.0.0.1:{port}/health", timeout=HEALTH_PROBE_TIMEOUT,
+                                        headers={PROBE_HEADER: "supervisor"})
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    return probe

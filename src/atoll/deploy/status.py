@@ -74,9 +74,12 @@ def status_rows(agents: list[dict[str, Any]]) -> list[list[str]]:
     def show(value: Any) -> str:
         return "-" if value is None else str(value)
 
-    return [[a["name"], show(a.get("port")), show(a.get("pid")), a["status"], show(a.get("restarts")),
-             _uptime(a.get("uptime_s")), _age(a.get("last_health_check")), show(a.get("last_exit_code"))]
+    return [[a["name"], show(a.get("port")), show(a.get("pid")),
+             a["status"] + (" (adopted)" if a.get("adopted") else ""), show(a.get("restarts")),
+             _uptime(a.get("uptime_s")), _age(a.get("last_health_check")), show(a.get("last_exit_code")),
+             show(a.get("atoll_version"))]
             for a in agents]
 
 
-STATUS_COLUMNS = ["agent", "port", "pid", "state", "restarts", "uptime", "last health check", "last exit"]
+STATUS_COLUMNS = ["agent", "port", "pid", "state", "restarts", "uptime", "last health check", "last exit",
+                  "atoll"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,9 @@ from atoll.deploy.discover import AgentSpec, Problem
 from atoll.deploy.errors import AgentNotFound, Conflict
 from atoll.deploy.policy import BackoffPolicy, CrashLoopGuard, Timeouts
 from atoll.deploy.ports import PortAllocator
-from atoll.deploy.runner import FAILED, SETTLED, AgentRunner, RunnerDeps
+from atoll.deploy.rollout import roll
+from atoll.deploy.runner import FAILED, RUNNING, SETTLED, UNHEALTHY, AgentRunner, RunnerDeps
+from atoll.deploy.state import AgentRecord
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class SupervisorSettings:
     max_restarts: int = 5
     restart_window: float = 60.0
     restart_on_failure: bool = True
+    #: How long an old version may take to finish its requests after a rollout (then SIGKILL).
+    drain_timeout: float = 30.0
 
 
 class Supervisor:
@@ -40,6 +44,8 @@ class Supervisor:
         self.problems: list[Problem] = []
         self.checksums: dict[str, str] = {}
         self._busy: set[str] = set()
+        #: Called with an agent's port when the agent is forgotten (its stable-port socket closes).
+        self.on_port_released: Callable[[int], None] = lambda port: None
 
     # ---- registry -------------------------------------------------------------------------------
 
@@ -107,8 +113,13 @@ class Supervisor:
             await runner.stop()
             return runner
 
-    async def restart(self, name: str, *, wait: bool = True) -> AgentRunner:
+    async def restart(self, name: str, *, wait: bool = True, graceful: bool = True) -> AgentRunner:
+        """Graceful (the default) when the agent runs: the new process starts beside the old one,
+        which drains once the new one is healthy (``atoll.deploy.rollout``). Otherwise stop, start."""
         async with self.command(name) as runner:
+            if graceful and runner.state in (RUNNING, UNHEALTHY) and runner.proc is not None:
+                await roll(runner, runner.spec, drain_timeout=self.settings.drain_timeout)
+                return runner
             await runner.stop(restarting=True)
             runner.start()
             if wait:
@@ -118,10 +129,15 @@ class Supervisor:
     async def remove(self, name: str) -> AgentRunner:
         async with self.command(name) as runner:
             await runner.stop()
-            del self.runners[name]
-            self.ports.release(name)
-            self.checksums.pop(name, None)
+            self.forget(name)
             return runner
+
+    def forget(self, name: str) -> None:
+        runner = self.runners.pop(name, None)
+        self.ports.release(name)
+        self.checksums.pop(name, None)
+        if runner is not None:
+            self.on_port_released(runner.port)
 
     async def settle(self, runner: AgentRunner) -> str:
         """Wait until the agent is running, failed or stopped (bounded by its startup budget)."""
@@ -143,6 +159,22 @@ class Supervisor:
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)
+
+    async def detach_all(self) -> None:
+        """Stop supervising every agent but leave them running (``atoll restart-server``)."""
+        await asyncio.gather(*(r.detach() for r in self.runners.values()), return_exceptions=True)
+
+    def records(self, checksum_of: Callable[[AgentRunner], str]) -> list[AgentRecord]:
+        """The state file's view of every agent process alive now."""
+        out = []
+        for name, runner in sorted(self.runners.items()):
+            proc = runner.proc
+            if proc is None or proc.returncode is not None:
+                continue
+            out.append(AgentRecord(name=name, pid=proc.pid, create_time=proc.create_time, port=runner.port,
+                                   probe_port=runner.probe_port(proc), checksum=checksum_of(runner),
+                                   folder=str(runner.spec.folder), atoll_version=runner.atoll_version))
+        return out
 
     def status(self, name: str) -> dict[str, Any]:
         return describe(self.get(name), self.checksums.get(name))
@@ -169,6 +201,8 @@ def describe(runner: AgentRunner, checksum: str | None = None) -> dict[str, Any]
         "error_message": runner.error,
         "log_tail": runner.log_tail if runner.state == FAILED else [],
         "checksum": checksum,
+        "adopted": runner.adopted,
+        "atoll_version": runner.atoll_version,
         "folder": str(runner.spec.folder),
         "url": f"http://127.0.0.1:{runner.port}",
     }

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import logging
 import math
-import signal
-from collections.abc import Iterator
 
-import uvicorn
 from rich.console import Console
 
 from atoll.config import AgentConfig, load_agent_config
@@ -21,6 +17,7 @@ from atoll.net import bind_tcp, is_loopback
 from atoll.server.app import create_app
 from atoll.server.health import mcp_summary, tool_servers, tools_warning
 from atoll.server.runtime import AgentRuntime
+from atoll.server.supervised import AgentServing, inherited_socket, supervision_of
 
 logger = logging.getLogger("atoll")
 
@@ -56,21 +53,6 @@ def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: i
     return "\n".join(lines)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown, so the process dies "by signal".
-    A clean drain is a success for us and for supervisors: exit 0 instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run the agent server with the arguments of ``atoll --server`` (see :mod:`atoll.commands.server`)."""
     setup_logging(args.log_level, args.log_format)
@@ -85,8 +67,11 @@ def serve(args: argparse.Namespace) -> int:
     except AtollError as exc:
         err.print(f"error: {exc}", markup=False)
         return 1
+    supervision = supervision_of(args)
     try:
-        sock = bind_tcp(args.host, args.port)
+        sock = inherited_socket(args.fd) if args.fd is not None else bind_tcp(args.host, args.port)
+        if args.fd is not None:
+            args.host, args.port = sock.getsockname()[:2]
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
         err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
@@ -103,10 +88,12 @@ def serve(args: argparse.Namespace) -> int:
             logger.warning(warning)
 
     runtime.on_started = started
-    server = _Server(uvicorn.Config(
-        create_app(runtime), log_level=args.log_level, log_config=None, access_log=False, lifespan="on",
+    uvicorn_config = {
+        "log_level": args.log_level, "log_config": None, "access_log": False, "lifespan": "on",
         # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
-        timeout_graceful_shutdown=math.ceil(config.server.drain_timeout), **UVICORN_OPTIONS,
-    ))
-    server.run(sockets=[sock])
-    return 0
+        "timeout_graceful_shutdown": math.ceil(config.server.drain_timeout), **UVICORN_OPTIONS,
+    }
+    serving = AgentServing(create_app(runtime), uvicorn_config, sock, supervision,
+                           drain_timeout=config.server.drain_timeout,
+                           ready=lambda: runtime.state == "healthy")
+    return serving.run()

@@ -1,0 +1,197 @@
+"""The deployment server as a real process (``python -m atoll``) killed with SIGKILL: started again,
+it adopts its agents (same pids, same ports, sessions intact, no second copy); never started
+again, its agents and their MCP servers shut down by themselves after ``orphan_grace``; and
+``atoll restart-server`` re-executes it under streaming load without a failed request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.deploy.conftest import alive, child_env, free_base_port, write_agent
+from tests.deploy.test_rollout import more_answers, streaming
+from tests.support.waiting import wait_until, wait_until_async
+
+pytestmark = [pytest.mark.anyio, pytest.mark.zero_downtime]
+
+REPO = Path(__file__).resolve().parents[2]
+TIME_SERVER = REPO / ".mcp-servers/py/bin/mcp-server-time"
+
+
+@dataclass
+class Fleet:
+    """One deployment server process on an agents folder and an ``ATOLL_HOME``."""
+
+    home: Path
+    agents: Path
+    api_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        return {**child_env(), "ATOLL_HOME": str(self.home)}
+
+    def start(self) -> None:
+        log = (self.home / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "atoll", "--agents-dir", str(self.agents), "--api-port", str(self.api_port),
+             "--base-port", str(self.api_port + 1)],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def headers(self) -> dict[str, str]:
+        token = self.home / "admin_token"
+        return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
+
+    def agents_now(self) -> dict[str, dict[str, Any]]:
+        response = httpx.get(f"{self.url}/agents", headers=self.headers(), timeout=10, trust_env=False)
+        response.raise_for_status()
+        return {a["name"]: a for a in response.json()["agents"]}
+
+    def wait_running(self, names: set[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+        def running() -> dict[str, dict[str, Any]] | None:
+            try:
+                now = self.agents_now()
+            except httpx.HTTPError:
+                return None
+            ok = set(now) == names and all(a["status"] == "running" for a in now.values())
+            return now if ok else None
+
+        wait_until(running, timeout=timeout, what=f"agents {sorted(names)} running ({self.log()[-400:]})")
+        return running() or {}
+
+    def log(self) -> str:
+        path = self.home / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@contextmanager
+def fleet(tmp_path: Path, settings: dict[str, Any], agents: dict[str, str]) -> Iterator[Fleet]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "deployment_servers.json").write_text(json.dumps(
+        {"health_check_interval": 0.5, "stop_timeout": 3, "drain_timeout": 5, **settings}))
+    folder = tmp_path / "agents"
+    for name, extra in agents.items():
+        write_agent(folder, name, extra=extra)
+    running = Fleet(home, folder, free_base_port())
+    try:
+        yield running
+    finally:
+        if running.proc is not None and running.proc.poll() is None:
+            running.proc.send_signal(signal.SIGTERM)
+            running.proc.wait(timeout=60)
+        # Whatever a test left behind (orphans by design) does not outlive it.
+        for proc in agent_processes(folder):
+            with_tree = [proc, *proc.children(recursive=True)]
+            for member in with_tree:
+                member.kill()
+            psutil.wait_procs(with_tree, timeout=10)
+
+
+def agent_processes(agents: Path) -> list[psutil.Process]:
+    """Every agent server process running an agent file from ``agents`` (by command line)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "--server" in cmdline and any(str(agents) in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+def chat(fleet: Fleet, model: str, text: str, session: str) -> str:
+    response = httpx.post(f"{fleet.url}/api/chat", timeout=30, trust_env=False, headers={"X-Session-ID": session},
+                          json={"model": model, "stream": False, "messages": [{"role": "user", "content": text}]})
+    assert response.status_code == 200, response.text
+    return str(response.json()["message"]["content"])
+
+
+async def test_sigkilled_server_adopts_its_agents_and_restart_server_drops_nothing(tmp_path: Path) -> None:
+    with fleet(tmp_path, {"orphan_grace": 60}, {"alpha": "", "beta": ""}) as run:
+        run.start()
+        before = run.wait_running({"alpha", "beta"})
+        started = time.monotonic()
+        assert chat(run, "alpha", "remember the lighthouse", "s-1").startswith("You said")
+        pids = {n: a["pid"] for n, a in before.items()}
+
+        run.kill()
+        assert sorted(p.pid for p in agent_processes(run.agents)) == sorted(pids.values())
+        run.start()
+        after = run.wait_running({"alpha", "beta"})
+        assert {n: (a["pid"], a["port"]) for n, a in after.items()} == \
+            {n: (a["pid"], a["port"]) for n, a in before.items()}
+        assert all(a["adopted"] for a in after.values())
+        assert sorted(p.pid for p in agent_processes(run.agents)) == sorted(pids.values())  # no second copy
+        assert psutil.Process(run.proc.pid).children() == []  # type: ignore[union-attr]
+        assert all(a["uptime_s"] >= time.monotonic() - started - 1 for a in after.values())
+        assert "user:remember the lighthouse" in chat(run, "alpha", "/history", "s-1")
+
+        # restart-server under load: front door and the agent's own port, streaming all along.
+        server_pid = run.proc.pid  # type: ignore[union-attr]
+        async with streaming(run.url, f"http://127.0.0.1:{after['alpha']['port']}") as tallies:
+            await more_answers(tallies)
+            restart = await asyncio.to_thread(  # the streams go on meanwhile
+                subprocess.run, [sys.executable, "-m", "atoll", "restart-server"], env=run.env(),
+                capture_output=True, text=True, timeout=120)
+            assert restart.returncode == 0, restart.stderr + run.log()[-2000:]
+            assert "2 agent(s) kept running" in restart.stdout and "alpha: pid" in restart.stdout
+            await more_answers(tallies)
+        assert [t.failed for t in tallies] == [[], []]
+        assert run.proc.poll() is None and run.proc.pid == server_pid  # type: ignore[union-attr]
+        again = run.wait_running({"alpha", "beta"})
+        assert {n: a["pid"] for n, a in again.items()} == pids
+        assert "user:remember the lighthouse" in chat(run, "alpha", "/history", "s-1")
+
+        trees = [psutil.Process(pid) for pid in pids.values()]
+        run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        run.proc.wait(timeout=60)  # type: ignore[union-attr]
+        assert alive(trees) == []  # a deliberate stop still stops every agent
+
+
+MCP_TIME = f"""
+[mcp_servers.time]
+command = "{TIME_SERVER}"
+args = ["--local-timezone", "UTC"]
+"""
+
+
+@pytest.mark.mcp
+async def test_agents_of_a_dead_server_shut_down_after_orphan_grace(tmp_path: Path) -> None:
+    grace = 3.0
+    with fleet(tmp_path, {"orphan_grace": grace}, {"lonely": MCP_TIME}) as run:
+        run.start()
+        agent = run.wait_running({"lonely"})["lonely"]
+        leader = psutil.Process(agent["pid"])
+        await wait_until_async(lambda: any("mcp-server-time" in " ".join(p.cmdline())
+                                           for p in leader.children(recursive=True)), timeout=30)
+        tree = [leader, *leader.children(recursive=True)]
+
+        run.kill()
+        killed = time.monotonic()
+        await wait_until_async(lambda: alive(tree) == [], timeout=grace + 15, what="the orphaned agent tree gone")
+        assert time.monotonic() - killed <= grace + 8
+        assert json.loads((run.home / "run" / "lonely.exit").read_text())["code"] == 0  # a clean shutdown
+        stderr = (run.home / "logs" / "lonely" / "stderr.log").read_text()
+        assert "has not renewed its lease" in stderr  # the agent wrote its own log after the supervisor died
