@@ -144,8 +144,7 @@ class Deployer:
         except RolloutFailed as exc:
             self._restore(target, previous)
             if exc.exit_code == CONFIG_ERROR_EXIT:
-                raise BadRequest(f"deployed agent has an invalid configuration: {exc}",
-                                 error_code="INVALID_CONFIG") from exc
+                raise BadRequest(exc.message.split(". Log tail:")[0], error_code="INVALID_CONFIG") from exc
             raise ManagementError(f"deployed agent did not start: {exc}", error_code="DEPLOY_FAILED",
                                   status=500) from exc
 

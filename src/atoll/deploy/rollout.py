@@ -17,7 +17,7 @@ import logging
 
 from atoll.deploy.discover import AgentSpec
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.runner import RESTARTING, RUNNING, STARTING, UNHEALTHY, AgentRunner
+from atoll.deploy.runner import CONFIG_ERROR_EXIT, RESTARTING, RUNNING, STARTING, UNHEALTHY, AgentRunner
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +43,14 @@ async def roll(runner: AgentRunner, spec: AgentSpec, *, drain_timeout: float) ->
     announce(spec.name, STARTING)
     failure = await runner.await_ready(new, spec)
     if failure is not None:
+        if new.returncode == CONFIG_ERROR_EXIT:
+            failure = runner.config_error_reason(failure)
         await runner.terminate(new)
         announce(spec.name, runner.state)
         tail = runner.deps.log_tail(spec.name, 20)
         logger.error("agent %s: the new version failed (%s); the old one keeps serving", spec.name, failure)
-        raise RolloutFailed(f"the new version of {spec.name} {failure}; the previous version keeps "
-                            f"serving. Log tail: {tail[-5:]}", tail, new.returncode)
+        raise RolloutFailed(f"the new version of {spec.name} failed: {failure}; the previous version "
+                            f"keeps serving. Log tail: {tail[-5:]}", tail, new.returncode)
     old = await runner.detach()
     runner.switch_to(new, spec)
     announce(spec.name, runner.state)

@@ -227,7 +227,7 @@ class AgentRunner:
                 reason = await self._run_once(running)
                 running = None
                 if self.last_exit_code == CONFIG_ERROR_EXIT:
-                    self._give_up(self._config_error(reason), restartable=False)
+                    self._give_up(self.config_error_reason(reason), restartable=False)
                     return
                 if not self.restart_on_failure or not self.guard.allow(self.deps.clock()):
                     self._give_up(reason)
@@ -351,7 +351,7 @@ class AgentRunner:
         """True when the agent stopped because its configuration is invalid (not restarted)."""
         return self.state == FAILED and self.last_exit_code == CONFIG_ERROR_EXIT
 
-    def _config_error(self, reason: str) -> str:
+    def config_error_reason(self, reason: str) -> str:
         """The agent's own ``error: ...`` line from its log, else ``reason``."""
         lines = self.deps.log_tail(self.spec.name, 20)
         said = next((line.split("error: ", 1)[1].strip() for line in reversed(lines) if "error: " in line), None)
