@@ -58,8 +58,17 @@ def free_base(span: int = 40) -> int:
 CLIENT = httpx.Client(timeout=120, trust_env=False)
 
 
+#: Each server's $ATOLL_HOME, where it writes the admin token the management API asks for.
+HOMES: dict[str, Path] = {}
+
+
+def admin(url: str) -> dict[str, str]:
+    token = HOMES[url] / "admin_token"
+    return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
+
+
 def agents(url: str) -> list[dict]:
-    return CLIENT.get(f"{url}/agents").json()["agents"]
+    return CLIENT.get(f"{url}/agents", headers=admin(url)).json()["agents"]
 
 
 def wait_until(check, timeout: float = 120.0, step: float = 0.02):  # type: ignore[no-untyped-def]
@@ -83,11 +92,14 @@ def start(count: int, workdir: Path, base: int | None = None) -> tuple[subproces
         folder.mkdir(parents=True)
         (folder / "agent.toml").write_text(AGENT.format(name=f"agent{index:02d}"))
     base = base or free_base()
+    HOMES[f"http://127.0.0.1:{base}"] = workdir / f"home{count}"
     env = {**os.environ, "ATOLL_HOME": str(workdir / f"home{count}"),
-           "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "atoll", "--agents-dir", str(agents_dir),
-                             "--api-port", str(base), "--base-port", str(base + 1)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "PYTHONUNBUFFERED": "1"}
+    with (workdir / f"server{count}.log").open("ab") as log:  # kept for a look when something fails
+        proc = subprocess.Popen([sys.executable, "-m", "atoll", "--agents-dir", str(agents_dir),
+                                 "--api-port", str(base), "--base-port", str(base + 1)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{base}"
 
 
@@ -100,9 +112,9 @@ def cold_start(count: int, workdir: Path) -> tuple[float, subprocess.Popen[bytes
 
 def own_start_time(url: str, name: str) -> float:
     """How long the agent takes from spawn to healthy: a manual start of the stopped agent."""
-    CLIENT.post(f"{url}/agents/{name}/stop").raise_for_status()
+    CLIENT.post(f"{url}/agents/{name}/stop", headers=admin(url)).raise_for_status()
     began = time.monotonic()
-    response = CLIENT.post(f"{url}/agents/{name}/start")
+    response = CLIENT.post(f"{url}/agents/{name}/start", headers=admin(url))
     assert response.json()["status"] == "running"
     return time.monotonic() - began
 
@@ -180,7 +192,8 @@ def redeploy_under_load(url: str, name: str) -> tuple[int, int, float]:
         watcher = threading.Thread(target=watch, daemon=True)
         began = time.monotonic()
         watcher.start()
-        response = CLIENT.post(f"{url}/agents/deploy", files={"file": ("a.zip", package.getvalue())},
+        response = CLIENT.post(f"{url}/agents/deploy", headers=admin(url),
+                               files={"file": ("a.zip", package.getvalue())},
                                data={"force": "true"})
         assert response.status_code == 200, response.text
         watcher.join(timeout=120)
@@ -204,7 +217,11 @@ def adoption_after_kill(proc: subprocess.Popen[bytes], url: str, workdir: Path, 
         return {a["name"]: a["pid"] for a in listed} == pids and \
             all(a["status"] == "running" and a["adopted"] for a in listed)
 
-    wait_until(adopted)
+    try:
+        wait_until(adopted)
+    except TimeoutError:
+        print(json.dumps(agents(url), indent=1), pids, (workdir / f"server{count}.log").read_text()[-3000:])
+        raise
     return time.monotonic() - began, again
 
 
@@ -236,7 +253,8 @@ def main() -> None:
                 adopted, proc = adoption_after_kill(proc, url, workdir, count)
                 results["adoption_after_sigkill_2_agents_s"] = adopted
                 results["adoption_vs_cold_start_ratio"] = adopted / results["cold_start_2_agents_s"]
-            CLIENT.get(f"{url}/metrics").raise_for_status()  # RSS with the metrics path exercised too
+            # RSS with the metrics path exercised too
+            CLIENT.get(f"{url}/metrics", headers=admin(url)).raise_for_status()
             rss = psutil.Process(proc.pid).memory_info().rss / 2**20
             results[f"supervisor_rss_{count}_agents_mb"] = rss
             stop(proc)

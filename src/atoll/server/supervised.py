@@ -118,7 +118,9 @@ class AgentServing:
     def run(self) -> int:
         code = 1
         try:
-            asyncio.run(self._serve())
+            # uvicorn's own choice of loop (uvloop when installed), as ``uvicorn.Server.run`` makes it.
+            with asyncio.Runner(loop_factory=self.main.config.get_loop_factory()) as runner:
+                runner.run(self._serve())
             code = 0
         finally:
             self._write_exit(code)
