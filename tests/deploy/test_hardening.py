@@ -100,3 +100,17 @@ async def test_no_agent_process_receives_the_admin_token_or_remote_credentials(
     assert not [k for k, v in environ.items() if ADMIN in v or REMOTE_KEY in v]
     assert {"GRAB", "GRAB_KEY", "ATOLL_DEPLOY_TOKEN", "FAR_API_KEY"}.isdisjoint(environ)
     assert ADMIN not in listed and REMOTE_KEY not in listed
+
+
+async def test_deleted_versions_are_pruned_to_keep_old_versions(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    async with running_server(agents, make_config(keep_old_versions=2)) as run:
+        for round_ in range(4):
+            deployed = await deploy(run, package(agent_files("cycled", note=f"v{round_}")))
+            assert deployed.status_code == 200, deployed.text
+            assert (await run.client.delete("/agents/cycled")).status_code == 200
+            kept = sorted((agents / ".deleted").glob("cycled-*"))
+            assert len(kept) == min(round_ + 1, 2)
+        notes = sorted((p / "README.md").read_text() for p in (agents / ".deleted").glob("cycled-*"))
+    assert notes == ["v2", "v3"]  # the newest two

@@ -97,6 +97,8 @@ class DeploymentConfig(BaseModel):
     log_backups: int = Field(default=3, ge=0)
     #: Seconds between the dashboard's metrics samples of each running agent (an hour of them is kept).
     sample_interval: float = Field(default=10.0, ge=1)
+    #: Old versions kept per agent in .previous/, .failed/ and .deleted/ (with their sessions.db).
+    keep_old_versions: int = Field(default=3, ge=0)
     #: Extra environment variable names passed to agents (on top of the built-in allow-list).
     pass_env: list[str] = Field(default_factory=list)
     #: Seconds an agent outlives its deployment server before it shuts down by itself, unless a

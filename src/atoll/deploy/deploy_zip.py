@@ -68,6 +68,8 @@ class Deployer:
     agents_dir: Path
     venv_root: Path
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    #: Versions kept per agent in ``.previous/``, ``.failed/`` and ``.deleted/`` (``keep_old_versions``).
+    keep_old_versions: int = KEEP_PREVIOUS
 
     async def deploy(self, data: bytes, *, name: str | None = None, force: bool = False) -> dict[str, Any]:
         if len(data) > self.limits.max_package_bytes:
@@ -153,6 +155,8 @@ class Deployer:
         failed = self.agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
         failed.parent.mkdir(parents=True, exist_ok=True)
         os.replace(target, failed)
+        os.utime(failed)
+        _prune(failed.parent, target.name, self.keep_old_versions)
         if previous is not None:
             os.replace(previous, target)
 
@@ -163,7 +167,8 @@ class Deployer:
             keep.mkdir(parents=True, exist_ok=True)
             previous = keep / f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
             os.replace(target, previous)
-            _prune(keep, target.name)
+            os.utime(previous)  # a move keeps the folder's old time; pruning goes by it
+            _prune(keep, target.name, self.keep_old_versions)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged_root, target)
         return previous
@@ -208,6 +213,8 @@ class Deployer:
         if folder.exists() and folder.parent.resolve() == self.agents_dir.resolve():
             trash.mkdir(parents=True, exist_ok=True)
             os.replace(folder, moved)
+            os.utime(moved)
+            _prune(trash, folder.name, self.keep_old_versions)
         sessions = agent_session_file(runner.spec.name)
         if sessions.exists():
             target = moved / LEGACY_NAME if moved.is_dir() and not (moved / LEGACY_NAME).exists() \
@@ -225,7 +232,9 @@ def _package_root(dest: Path) -> Path:
     raise BadRequest("package has no agent.toml or agent.json at its top", error_code="INVALID_PACKAGE")
 
 
-def _prune(keep: Path, name: str) -> None:
+def _prune(keep: Path, name: str, count: int = KEEP_PREVIOUS) -> None:
+    """Keep the newest ``count`` versions of ``name`` in ``keep`` (``.previous``, ``.failed``,
+    ``.deleted``): old transcripts (``sessions.db``) and code must not pile up forever."""
     versions = sorted(keep.glob(f"{name}-*"), key=lambda p: p.stat().st_mtime)
-    for old in versions[:-KEEP_PREVIOUS]:
+    for old in versions[:max(0, len(versions) - count)]:
         remove_tree(old)
