@@ -58,6 +58,8 @@ ENV_VARS: dict[str, EnvVar] = {
                "(both servers; '*' allows any page)."),
         EnvVar("ATOLL_ALLOWED_HOSTS", None, "Comma-separated host names a server on loopback answers to "
                "besides loopback names (DNS rebinding check; '*' turns it off)."),
+        EnvVar("ATOLL_API_KEY", None, "With --mcp-stdio: the API key the stdio client acts as (one of the "
+               "agent's keys), so it shares sessions with HTTP clients using that key."),
         EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management API requires "
                "(overrides admin_token in deployment_servers.json)."),
         EnvVar("ATOLL_DEPLOY_AGENT_KEY", None, "Set by the deployment server for each agent it runs: a key "
@@ -235,7 +237,11 @@ class McpServerConfig(_Section):
 
 
 class SubAgentConfig(_Section):
-    url: str
+    """Another agent as a tool: an atoll agent server (``url``, over its Ollama API) or any A2A
+    agent (``a2a_url``: where its agent card is, ``/.well-known/agent-card.json`` under it)."""
+
+    url: str | None = None
+    a2a_url: str | None = None
     auth_token: str | None = None
     description: str = ""
     #: The model name to ask for on the child (default: the child's own, from its /api/tags).
@@ -245,9 +251,14 @@ class SubAgentConfig(_Section):
     #: ``true``: every call to this child agent needs a person's approval (or tool-name globs).
     require_approval: bool | list[str] = False
 
+    @model_validator(mode="after")
+    def _one_address(self) -> SubAgentConfig:
+        if (self.url is None) == (self.a2a_url is None):
+            raise ValueError("needs either 'url' (an atoll agent server) or 'a2a_url' (an A2A agent), not both")
+        return self
+
 
 _REDIS_URL = re.compile(r"(rediss?|unix)://")
-
 
 class ServerSection(_Section):
     session_timeout_minutes: float = Field(default=30.0, gt=0)
@@ -276,6 +287,9 @@ class ServerSection(_Section):
     #: Requests deeper in a chain of agents delegating to each other are refused (508), and this
     #: agent's own delegations stop there (an error result its LLM sees).
     max_delegation_depth: int = Field(default=4, ge=1, le=100)
+    #: Re-export the agent's own tools over MCP (``/mcp``, ``--mcp-stdio``): all (true) or those
+    #: whose names match one of these globs; the agent's own tool is always there.
+    mcp_expose_tools: bool | list[str] = False
 
     @field_validator("session_url")
     @classmethod

@@ -1,8 +1,8 @@
 """Provider-neutral conversation types.
 
 These are what the agent loop, the providers, the tool layer and the session store exchange.
-They never appear on the wire as such: ``server/translate.py`` maps them to and from the Ollama
-and OpenAI dialects.
+They never appear on the wire as such: each dialect in ``atoll.dialects`` maps them to and from
+its own wire format.
 """
 
 from __future__ import annotations

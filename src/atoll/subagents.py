@@ -38,7 +38,7 @@ from atoll.mcp_client.naming import sanitize
 from atoll.messages import ToolResult, ToolSpec
 from atoll.tools import ToolboxContext
 
-__all__ = ["DELEGATION_HEADER", "SubAgentToolbox", "bind_parent_session", "delegation_depth"]
+__all__ = ["DELEGATION_HEADER", "SubAgentToolbox", "bind_parent_session", "delegation_depth", "parent_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ class _Parent:
 
 #: Set by the conversation around a turn's tool calls; ``None`` outside any turn.
 _parent: ContextVar[_Parent | None] = ContextVar("atoll_parent", default=None)
+
+
+def parent_key() -> str | None:
+    """Whose conversation the tool call in progress belongs to (see :func:`bind_parent_session`)."""
+    parent = _parent.get()
+    return parent.key if parent is not None else None
 
 
 @contextlib.contextmanager
@@ -116,7 +122,7 @@ class _Child:
 
     @property
     def base_url(self) -> str:
-        return self.config.url.rstrip("/")
+        return (self.config.url or "").rstrip("/")
 
     def session_for(self, parent: _Parent | None) -> str:
         """A stable child session per parent conversation (uuid5 of child and parent); a fresh one

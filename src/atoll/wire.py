@@ -56,28 +56,13 @@ class WireToolCall(_Lenient):
 
 class WireMessage(_Lenient):
     role: str
-    content: str | None = ""
+    #: Text, or OpenAI-style content parts (the dialect parser flattens them).
+    content: str | list[dict[str, Any]] | None = ""
     thinking: str | None = None
     images: list[str] | None = None
     tool_calls: list[WireToolCall] | None = None
     tool_name: str | None = None
     tool_call_id: str | None = None
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _normalise_role(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            return "system" if value == "developer" else value
-        return value
-
-    @field_validator("content", mode="before")
-    @classmethod
-    def _flatten_parts(cls, value: Any) -> Any:
-        """Accept OpenAI content parts by keeping their text."""
-        if isinstance(value, list):
-            return "".join(p.get("text", "") for p in value if isinstance(p, dict))
-        return value
 
 
 class WireFunction(_Lenient):

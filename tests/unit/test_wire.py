@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from atoll.agent.events import ClientToolCalls, RunFinished, ToolFinished, ToolStarted
+from atoll.dialects.ollama.parse import messages_from_wire, options_from_wire
+from atoll.dialects.ollama.render import ChunkEncoder
 from atoll.messages import TextDelta, ThinkingDelta, ToolCall, ToolResult, Usage
 from atoll.model_names import model_key
-from atoll.server.translate import ChunkEncoder, messages_from_wire, options_from_wire
 from atoll.wire import ChatChunk, ChatRequest, GenerateChunk, GenerateRequest, Metrics
 
 CALL = ToolCall(id="call_abcdefgh", name="get_weather", arguments={"city": "Tokyo"})
@@ -31,10 +32,11 @@ EVENTS: dict[str, Any] = {
 @pytest.mark.parametrize("generate", [False, True], ids=["chat", "generate"])
 def test_streamed_chunks_match_the_wire_models(case: str, generate: bool) -> None:
     encoder = ChunkEncoder("Echo:latest", generate=generate, context=[1, 2] if generate else None)
-    chunk = encoder.chunk(EVENTS[case])
-    if chunk is None:
+    chunks = encoder.chunks(EVENTS[case])
+    if not chunks:
         assert generate and case == "client tool calls"  # generate has no tool calls
         return
+    [chunk] = chunks
     model = GenerateChunk if generate else ChatChunk
     assert model.model_validate(chunk).model_dump(exclude_none=True) == chunk
     assert chunk["model"] == "Echo:latest" and chunk["created_at"].endswith("Z")
@@ -45,10 +47,10 @@ def test_streamed_chunks_match_the_wire_models(case: str, generate: bool) -> Non
 
 
 def test_collecting_returns_one_whole_reply() -> None:
-    encoder = ChunkEncoder("echo", collecting=True)
-    assert [encoder.chunk(e) for e in (TextDelta("a"), TextDelta("b"), ClientToolCalls([CALL]))] == [None] * 3
-    final = encoder.chunk(RunFinished("length", USAGE))
-    assert final is not None
+    encoder = ChunkEncoder("echo")
+    for event in (TextDelta("a"), TextDelta("b"), ClientToolCalls([CALL])):
+        encoder.take(event)
+    final = encoder.reply(RunFinished("length", USAGE))
     assert final["message"]["content"] == "ab" and final["done_reason"] == "length"
     assert final["message"]["tool_calls"] == [
         {"id": "call_abcdefgh", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}}]

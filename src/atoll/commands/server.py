@@ -25,6 +25,10 @@ def register(modes: Subparsers) -> None:
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="log lines on stderr: readable text (default) or one JSON object per line")
+    parser.add_argument("--mcp-stdio", action="store_true",
+                        help="serve the agent as an MCP server on stdin/stdout instead of HTTP (for desktop "
+                             "clients that launch it: Claude Desktop, VS Code, Cursor); binds no port, logs to "
+                             "stderr, keeps its state under $ATOLL_HOME")
     supervised = parser.add_argument_group(
         "set by the deployment server (see docs/deployment.md; not needed by hand)")
     supervised.add_argument("--fd", type=int, help="serve on this inherited listening socket, not --port")

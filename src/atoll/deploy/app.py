@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -10,15 +12,18 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from atoll.deploy import api, front_door, passthrough
 from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.middleware import ManagementGuard
+from atoll.deploy.relay import MAX_ROUTED_BODY
 from atoll.deploy.ui import api as dashboard_api
 from atoll.deploy.ui import pages
 from atoll.httpkit import FrontMiddleware, RouteTemplates
 from atoll.httpkit.browser import browser_policy
+from atoll.mcp_http import MCP_PATH, LazyMcpEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +40,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail, "error_code": code}, status_code=exc.status_code)
 
 
+def _fleet_mcp(ctx: DeployContext) -> Callable[[], Any]:
+    def build() -> Any:
+        from atoll.deploy.mcp_door import build
+
+        return build(ctx)
+
+    return build
+
+
 def create_app(ctx: DeployContext) -> Starlette:
+    mcp = LazyMcpEndpoint(_fleet_mcp(ctx), max_body_bytes=MAX_ROUTED_BODY)
     routes = [*dashboard_api.routes(), *api.routes(), *front_door.routes(), *passthrough.routes(),
-              *pages.routes()]
+              *pages.routes(), Route(MCP_PATH, mcp)]
     if not ctx.config.admin_token:
         raise ValueError("the deployment server's app needs an admin token (see deploy/admin_token.py)")
     policy = browser_policy(ctx.config.cors_origins, ctx.config.allowed_hosts, server="deployment server")
@@ -49,6 +64,7 @@ def create_app(ctx: DeployContext) -> Starlette:
         exception_handlers={ManagementError: _management_error, HTTPException: _http_error},
     )
     app.state.ctx = ctx
+    app.state.mcp = mcp  # closed by whoever serves the app (DeploymentService.run)
     return app
 
 

@@ -21,10 +21,10 @@ FRONT_DOOR_PREFIXES = ("/api/", "/v1/", "/agent/")
 
 
 def needs_admin_token(method: str, path: str) -> bool:
-    """Management endpoints need the token; ``GET /health``, the front door (``/``, ``/api/``, ``/v1/``
-    and the per-agent ``/agent/{name}/``: agents check the caller's credentials) and the dashboard's
-    page and sign-in (which checks the token itself) do not."""
-    if path == "/" or path.startswith(FRONT_DOOR_PREFIXES) or is_public(method, path):
+    """Management endpoints need the token; ``GET /health``, the front door (``/``, ``/api/``, ``/v1/``,
+    ``/mcp`` and the per-agent ``/agent/{name}/``: agents check the caller's credentials) and the
+    dashboard's page and sign-in (which checks the token itself) do not."""
+    if path in ("/", "/mcp") or path.startswith(FRONT_DOOR_PREFIXES) or is_public(method, path):
         return False
     return not (path == "/health" and method in ("GET", "HEAD"))
 

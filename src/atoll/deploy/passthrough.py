@@ -40,12 +40,26 @@ async def relay(request: Request) -> Response:
     where = await target(request, name)
     if isinstance(where, Response):
         return where
+    prefix = PREFIX + raw[len(PREFIX):].partition("/")[0]
     if isinstance(where, str):
-        return await forward(request, where + path, body, None, f"agent '{name}'")
+        return await forward(request, where + path, body, None, f"agent '{name}'", forwarded(request, prefix))
     if where.kind == "agent":  # a remote agent server serves its own API at its root
-        return await forward(request, where.url + path, body, where, f"agent '{name}'")
-    # A remote deployment server's agent: its front door has the same prefix.
-    return await forward(request, f"{where.url}{PREFIX}{raw[len(PREFIX):]}", body, where, f"agent '{name}'")
+        return await forward(request, where.url + path, body, where, f"agent '{name}'", forwarded(request, prefix))
+    # A remote deployment server's agent: its front door has the same prefix (and adds it to X-Forwarded-Prefix).
+    return await forward(request, f"{where.url}{PREFIX}{raw[len(PREFIX):]}", body, where, f"agent '{name}'",
+                         forwarded(request, None))
+
+
+def forwarded(request: Request, prefix: str | None) -> dict[str, str]:
+    """Where the caller reached the agent (``X-Forwarded-Proto``/``-Host``/``-Prefix``), so what the
+    agent writes its own URLs into (its A2A card) points back through the front door. Values a proxy
+    in front of us already set are kept; ``prefix`` is appended to theirs."""
+    headers = request.headers
+    result = {"X-Forwarded-Proto": headers.get("x-forwarded-proto") or request.url.scheme,
+              "X-Forwarded-Host": headers.get("x-forwarded-host") or headers.get("host", "")}
+    if prefix is not None:
+        result["X-Forwarded-Prefix"] = headers.get("x-forwarded-prefix", "").rstrip("/") + prefix
+    return {k: v for k, v in result.items() if v}
 
 
 def routes() -> list[Route]:

@@ -74,12 +74,14 @@ def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str,
     return {k: v for k, v in headers.items() if v}
 
 
-async def forward(request: Request, url: str, body: bytes, remote: RemoteServer | None, what: str) -> Response:
+async def forward(request: Request, url: str, body: bytes, remote: RemoteServer | None, what: str,
+                  extra_headers: dict[str, str] | None = None) -> Response:
     """Send ``request`` (method, query, headers, ``body``) to ``url`` and stream the answer back;
     502 naming ``what`` when the target cannot be reached."""
     client = context_of(request).client
+    headers = upstream_headers(request, remote) | (extra_headers or {})
     upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
-                                    headers=upstream_headers(request, remote))
+                                    headers=headers)
     try:
         try:
             response = await client.send(upstream, stream=True)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -239,6 +240,8 @@ class DeploymentServer:
         if serving is not None:
             with contextlib.suppress(Exception):
                 await serving  # relays drain (drain_timeout) while the agents are still supervised
+        app: Any = server.config.app
+        await app.state.mcp.aclose()  # the front door's /mcp sessions, if it was used
         if self.restarting:
             self.lease.renew()
             self.save_state()

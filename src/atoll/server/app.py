@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from atoll._version import __version__
+from atoll.dialects.a2a import A2A_PATH, CARD_PATH
+from atoll.mcp_http import MCP_PATH, LazyMcpEndpoint
 from atoll.server import (
     routes_approvals,
     routes_atoll,
@@ -20,6 +25,7 @@ from atoll.server import (
     routes_sessions,
 )
 from atoll.server.errors import install_error_handlers
+from atoll.server.lazy import LazyApp
 from atoll.server.observability import install_observability
 from atoll.server.openapi import document_request_bodies
 from atoll.server.runtime import AgentRuntime
@@ -54,7 +60,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in (cleanup, starting):
             with suppress(asyncio.CancelledError):
                 await task
-        await runtime.aclose()
+        try:
+            await app.state.mcp.aclose()
+        finally:
+            await runtime.aclose()
+
+
+def _agent_mcp(runtime: AgentRuntime) -> Callable[[], Any]:
+    def build() -> Any:
+        from atoll.server.mcp_server import AgentMcp
+
+        return AgentMcp(runtime).server
+
+    return build
+
+
+def _a2a_app(runtime: AgentRuntime) -> Callable[[], ASGIApp]:
+    def build() -> ASGIApp:
+        from atoll.server.a2a_server import build_app
+
+        return build_app(runtime)
+
+    return build
 
 
 def create_app(runtime: AgentRuntime) -> FastAPI:
@@ -63,6 +90,10 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.router.routes[:0] = routes_ollama.plain_routes
+    app.state.mcp = LazyMcpEndpoint(_agent_mcp(runtime), max_body_bytes=runtime.config.server.max_body_bytes)
+    app.router.routes.append(Route(MCP_PATH, app.state.mcp))
+    a2a = LazyApp(_a2a_app(runtime))
+    app.router.routes += [Route(CARD_PATH, a2a, methods=["GET"]), Route(A2A_PATH, a2a, methods=["POST"])]
     for module in (routes_ollama, routes_embed, routes_manage, routes_openai, routes_sessions, routes_atoll,
                    routes_approvals):
         app.include_router(module.router)

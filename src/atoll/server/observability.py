@@ -21,7 +21,7 @@ from atoll.agent.events import AgentEvent, RunFinished, ToolFinished
 from atoll.errors import AtollError
 from atoll.httpkit import FrontMiddleware, Refusal, RouteTemplates
 from atoll.httpkit.browser import browser_policy
-from atoll.server.security import error_reply
+from atoll.server.errors import error_reply
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from atoll.server.openai_wire import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from atoll.dialects.openai.wire import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from atoll.wire import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest, ModelNameRequest
 
 if TYPE_CHECKING:

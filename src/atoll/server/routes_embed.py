@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from atoll.dialects.openai.wire import EmbeddingObject, EmbeddingRequest
 from atoll.errors import RequestError
 from atoll.providers.base import EmbeddingsNotSupported
 from atoll.server.body import read_body
 from atoll.server.context import runtime_of
-from atoll.server.openai_wire import EmbeddingObject, EmbeddingRequest
 from atoll.server.runtime import AgentRuntime
 from atoll.wire import EmbeddingsRequest, EmbedRequest
 

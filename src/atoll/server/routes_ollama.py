@@ -11,47 +11,32 @@ from starlette.routing import Route
 
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.agent.events import AgentEvent
-from atoll.agent.loop import RunRequest
-from atoll.errors import RequestError
-from atoll.messages import Message
+from atoll.dialects.ollama.parse import (
+    chat_run_request,
+    context_for_session,
+    conversation_from_context,
+    generate_run_request,
+    session_from_context,
+)
+from atoll.dialects.ollama.render import ChunkEncoder
 from atoll.server.body import read_body
 from atoll.server.context import caller, runtime_from, runtime_of
 from atoll.server.conversation import converse
 from atoll.server.models import model_entry, show_response
 from atoll.server.runtime import AgentRuntime
-from atoll.server.streaming import collect, stream_ndjson
-from atoll.server.translate import (
-    ChunkEncoder,
-    context_for_session,
-    conversation_from_context,
-    messages_from_wire,
-    options_from_wire,
-    session_from_context,
-    tools_from_wire,
-)
+from atoll.server.streaming import collect, rendered, stream_ndjson
 from atoll.sessions.ids import check_session_id
 from atoll.wire import ChatRequest, GenerateRequest, ModelNameRequest, timestamp
 
 router = APIRouter()
 
-JSON_UTF8 = "application/json; charset=utf-8"
-
-
-async def encode_events(encoder: ChunkEncoder, events: AsyncIterator[AgentEvent]) -> AsyncIterator[dict[str, Any]]:
-    async for event in events:
-        chunk = encoder.chunk(event)
-        if chunk is not None:
-            yield chunk
-
 
 async def respond(request: Request, encoder: ChunkEncoder, events: AsyncIterator[AgentEvent], *,
                   streaming: bool, session_id: str | None) -> Response:
     headers = {"X-Session-ID": session_id} if session_id else None
-    encoder.collecting = not streaming
-    chunks = encode_events(encoder, events)
     if streaming:
-        return await stream_ndjson(chunks, headers=headers)
-    return JSONResponse(await collect(request, chunks), headers=headers)
+        return await stream_ndjson(rendered(encoder, events), headers=headers)
+    return JSONResponse(await collect(request, encoder, events), headers=headers)
 
 
 def _load_reply(model: str, *, unload: bool, generate: bool) -> JSONResponse:
@@ -72,20 +57,11 @@ async def chat(request: Request) -> Response:
     if not body.messages:
         return _load_reply(model, unload=body.unload, generate=False)
     runtime.require_ready()
-    run = RunRequest(messages_from_wire(body.messages), tools_from_wire(body.tools),
-                     options_from_wire(body.options), body.format, body.think)
+    run = chat_run_request(body)
     session_id = check_session_id(request.headers.get("x-session-id") or body.session_id)
     events = converse(runtime, run, session_id=session_id, owner=caller(request),
                       headers=request.headers)
     return await respond(request, ChunkEncoder(model), events, streaming=body.streaming, session_id=session_id)
-
-
-def _generate_messages(body: GenerateRequest) -> list[Message]:
-    if body.raw and (body.system or body.template or body.context):
-        raise RequestError("raw mode does not support template, system, or context")
-    messages = [Message(role="system", content=body.system)] if body.system else []
-    messages.append(Message(role="user", content=body.prompt or "", images=body.images or None))
-    return messages
 
 
 async def generate(request: Request) -> Response:
@@ -102,8 +78,8 @@ async def generate(request: Request) -> Response:
         given = check_session_id(request.headers.get("x-session-id") or body.session_id)
         session_id = given or check_session_id(session_from_context(body.context), "context")
     history = [] if body.raw or session_id else conversation_from_context(body.context)
-    messages = [*history, *_generate_messages(body)]
-    run = RunRequest(messages, [], options_from_wire(body.options), body.format, body.think)
+    run = generate_run_request(body, history)
+    messages = run.messages
     encoder = ChunkEncoder(model, generate=True, context=context_for_session(session_id) if session_id else None,
                            conversation=None if body.raw or session_id else list(messages))
     events = converse(runtime, run, session_id=session_id, owner=caller(request),

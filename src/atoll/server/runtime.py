@@ -43,11 +43,16 @@ def build_toolbox(config: AgentConfig) -> Toolbox:
 
         parts.append(McpToolbox(servers, connect_timeout=config.server.mcp_connect_timeout,
                                 retry_interval=config.server.mcp_retry_interval))
-    children = {name: s for name, s in config.sub_agents.items() if s.enabled}
+    children = {name: s for name, s in config.sub_agents.items() if s.enabled and s.url}
     if children:
         from atoll.subagents import SubAgentToolbox
 
         parts.append(SubAgentToolbox(children, max_depth=config.server.max_delegation_depth))
+    a2a_children = {name: s for name, s in config.sub_agents.items() if s.enabled and s.a2a_url}
+    if a2a_children:
+        from atoll.a2a_children import A2AChildToolbox
+
+        parts.append(A2AChildToolbox(a2a_children))
     if not parts:
         return EmptyToolbox()
     if len(parts) == 1:

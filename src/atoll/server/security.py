@@ -18,25 +18,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoll.config import env
+from atoll.dialects.a2a import A2A_PATH, CARD_PATH
+from atoll.dialects.openai.render import openai_error_body
 from atoll.errors import AtollError, PayloadTooLarge, RateLimited, Unauthorized
 from atoll.httpkit import BodyLimit, TokenSet, header
 from atoll.httpkit.body import declared_too_large, too_large_message
-from atoll.server.errors import error_response, openai_error_response
-from atoll.server.openai_wire import openai_error_body
+from atoll.mcp_http import MCP_PATH
+from atoll.server.errors import error_reply
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from atoll.config import ServerSection
 
-#: Open to anyone even with keys configured: liveness probes and version checks.
-PUBLIC_PATHS = frozenset({"/", "/health", "/api/version"})
+#: Open to anyone even with keys configured: liveness probes, version checks, the A2A agent card.
+PUBLIC_PATHS = frozenset({"/", "/health", "/api/version", CARD_PATH})
 #: Requests that run the agent; these count against ``max_concurrent_generations``.
-GENERATION_PATHS = frozenset({"/api/chat", "/api/generate", "/v1/chat/completions", "/v1/completions"})
+GENERATION_PATHS = frozenset({"/api/chat", "/api/generate", "/v1/chat/completions", "/v1/completions", MCP_PATH,
+                              A2A_PATH})
 #: Not counted against the per-minute limit, so probes and scrapers never lock a client out.
 UNMETERED_PATHS = PUBLIC_PATHS | {"/metrics"}
 MAX_BODY_SETTING = "server.max_body_bytes"
@@ -114,11 +116,6 @@ class ConcurrencyLimiter:
             self._active[client] -= 1
             if not self._active[client]:
                 del self._active[client]
-
-
-def error_reply(path: str, exc: AtollError) -> JSONResponse:
-    """Ollama's ``{"error","detail"}`` body, or OpenAI's error object on ``/v1``."""
-    return openai_error_response(exc) if path.startswith("/v1/") else error_response(exc)
 
 
 def _stream_error_line(content_type: str, message: str) -> bytes:

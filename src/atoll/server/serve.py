@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import logging
 import math
 
 from rich.console import Console
 
-from atoll.config import AgentConfig, load_agent_config
+from atoll.config import AgentConfig, env, load_agent_config
 from atoll.errors import AtollError, ConfigError
+from atoll.httpkit.bearer import fingerprint as key_fingerprint
 from atoll.httpkit.serving import UVICORN_OPTIONS
 from atoll.logs import setup_logging
 from atoll.net import bind_tcp, is_loopback
@@ -53,6 +55,20 @@ def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: i
     return "\n".join(lines)
 
 
+def _serve_mcp_stdio(config: AgentConfig, runtime: AgentRuntime, err: Console) -> int:
+    """``--mcp-stdio``: MCP on stdin/stdout, no port; the start-up block and logs go to stderr."""
+    from atoll.server.mcp_server import serve_stdio
+
+    key = env("ATOLL_API_KEY")
+    if key is not None and key not in config.server.api_keys:
+        err.print("error: ATOLL_API_KEY is not one of the agent's [server] api_keys", markup=False)
+        return 2
+    err.print(f"[OK] atoll agent '{config.agent.name}' serving MCP on stdio ({config.source or 'built-in agent'})",
+              markup=False)
+    asyncio.run(serve_stdio(runtime, key_fingerprint(key) if key else ""))
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the agent server with the arguments of ``atoll --server`` (see :mod:`atoll.commands.server`)."""
     setup_logging(args.log_level, args.log_format)
@@ -67,6 +83,8 @@ def serve(args: argparse.Namespace) -> int:
     except AtollError as exc:
         err.print(f"error: {exc}", markup=False)
         return 1
+    if args.mcp_stdio:
+        return _serve_mcp_stdio(config, runtime, err)
     supervision = supervision_of(args)
     try:
         sock = inherited_socket(args.fd) if args.fd is not None else bind_tcp(args.host, args.port)

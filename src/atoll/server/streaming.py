@@ -1,4 +1,4 @@
-"""NDJSON streaming with Ollama's error semantics.
+"""Streaming replies (NDJSON or SSE) with Ollama's error semantics, and collecting them whole.
 
 The producer runs in one task of its own and hands chunks over a queue. That lets the handler
 wait for the first chunk and still answer a real status code (404, 502, ...) if the producer fails
@@ -13,22 +13,35 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from atoll.agent.events import AgentEvent, RunFinished
+from atoll.dialects.ollama.render import ollama_error_body, ollama_error_chunk
 from atoll.errors import AtollError
-from atoll.server.errors import error_response
+from atoll.server.errors import retry_after
+
+if TYPE_CHECKING:
+    from atoll.dialects import ErrorBody, Renderer
 
 logger = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
+#: Ends an SSE stream that finished normally.
+SSE_DONE = b"data: [DONE]\n\n"
 _END = object()
 
 
 def ndjson_line(chunk: dict[str, Any]) -> bytes:
     return json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def sse_event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
 def _error_message(exc: BaseException) -> str:
@@ -62,30 +75,32 @@ class _Pump:
         self._task.cancel()
 
 
-def ollama_error_chunk(message: str) -> dict[str, Any]:
-    return {"error": message}
+@dataclass(frozen=True)
+class _Framing:
+    """How a stream is written: a chunk's bytes, a failure's body, and what ends a good stream."""
+
+    media_type: str
+    encode: Callable[[dict[str, Any]], bytes]
+    #: The body of an error answered with a status, before the first byte.
+    error_body: ErrorBody
+    #: The last chunk of a stream that failed after it started.
+    error_chunk: Callable[[str], dict[str, Any]]
+    trailer: bytes = b""
 
 
-async def stream_ndjson(
-    chunks: AsyncIterator[dict[str, Any]],
-    *,
-    headers: dict[str, str] | None = None,
-    encode: Callable[[dict[str, Any]], bytes] = ndjson_line,
-    error_chunk: Callable[[str], dict[str, Any]] = ollama_error_chunk,
-    media_type: str = NDJSON,
-    error_response_for: Callable[[AtollError], Response] = error_response,
-) -> Response:
-    """Stream ``chunks``; ``encode``/``error_chunk``/``media_type`` let the OpenAI dialect reuse it."""
+async def _stream(chunks: AsyncIterator[dict[str, Any]], framing: _Framing,
+                  headers: dict[str, str] | None) -> Response:
     pump = _Pump(chunks)
     try:
         first = await pump.next()
     except asyncio.CancelledError:
         pump.cancel()
         raise
-    if isinstance(first, AtollError):
-        return error_response_for(first)
     if isinstance(first, Exception):
-        return error_response_for(AtollError(_error_message(first)))
+        error = first if isinstance(first, AtollError) else AtollError(_error_message(first))
+        return JSONResponse(framing.error_body(error.message, error.status), status_code=error.status,
+                            headers=retry_after(error))
+    encode = framing.encode
 
     async def body() -> AsyncIterator[bytes]:
         """Chunks already waiting go out in one write: fewer wakeups and syscalls per token,
@@ -98,7 +113,9 @@ async def stream_ndjson(
                     batch.append(encode(item))
                     item = pump.ready()
                 if isinstance(item, Exception):
-                    batch.append(encode(error_chunk(_error_message(item))))
+                    batch.append(encode(framing.error_chunk(_error_message(item))))
+                elif item is _END and framing.trailer:
+                    batch.append(framing.trailer)
                 if batch:
                     yield b"".join(batch)
                 if item is _END or isinstance(item, Exception):
@@ -107,16 +124,38 @@ async def stream_ndjson(
         finally:
             pump.cancel()
 
-    return StreamingResponse(body(), media_type=media_type, headers=headers)
+    return StreamingResponse(body(), media_type=framing.media_type, headers=headers)
 
 
-async def collect(request: Request, chunks: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
-    """Run the producer to its last chunk (``stream:false``).
+_NDJSON = _Framing(NDJSON, ndjson_line, ollama_error_body, ollama_error_chunk)
+
+
+async def stream_ndjson(chunks: AsyncIterator[dict[str, Any]], *, headers: dict[str, str] | None = None) -> Response:
+    """Stream ``chunks`` as NDJSON lines; a failure is Ollama's ``{"error": ...}`` (status or last line)."""
+    return await _stream(chunks, _NDJSON, headers)
+
+
+async def stream_sse(chunks: AsyncIterator[dict[str, Any]], *, error_body: ErrorBody,
+                     headers: dict[str, str] | None = None) -> Response:
+    """Stream ``chunks`` as SSE ``data:`` events ending with ``data: [DONE]``; a failure is
+    ``error_body`` (with its status before the first byte, as the last event after it)."""
+    framing = _Framing(SSE, sse_event, error_body, lambda message: error_body(message, 500), SSE_DONE)
+    return await _stream(chunks, framing, headers)
+
+
+async def rendered(renderer: Renderer, events: AsyncIterator[AgentEvent]) -> AsyncIterator[dict[str, Any]]:
+    """The wire chunks of a streamed reply."""
+    async for event in events:
+        for chunk in renderer.chunks(event):
+            yield chunk
+
+
+async def collect(request: Request, renderer: Renderer, events: AsyncIterator[AgentEvent]) -> dict[str, Any]:
+    """Run the turn to its end and return the whole reply (``stream: false``).
 
     Runs inline, with no task of its own: most replies finish quickly. Only a generation still
     going after :data:`DISCONNECT_POLL_S` gets a watcher, which cancels it if the client leaves.
     """
-    last: dict[str, Any] = {}
     handler = asyncio.current_task()
     watcher: asyncio.Task[None] | None = None
 
@@ -125,15 +164,21 @@ async def collect(request: Request, chunks: AsyncIterator[dict[str, Any]]) -> di
         if handler is not None:
             watcher = asyncio.ensure_future(_cancel_on_disconnect(request, handler))
 
+    reply: dict[str, Any] | None = None
     timer = asyncio.get_running_loop().call_later(DISCONNECT_POLL_S, start_watching)
     try:
-        async for chunk in chunks:
-            last = chunk
+        async for event in events:  # to the end: the session is saved after the last event
+            if isinstance(event, RunFinished):
+                reply = renderer.reply(event)
+            else:
+                renderer.take(event)
     finally:
         timer.cancel()
         if watcher is not None:
             watcher.cancel()
-    return last
+    if reply is None:
+        raise AtollError("the agent stopped without finishing its reply")
+    return reply
 
 
 DISCONNECT_POLL_S = 0.5

@@ -1,5 +1,4 @@
-"""The OpenAI-compatible dialect (``/v1``): its request and response bodies, and the translation
-of a request into the same neutral :class:`~atoll.agent.loop.RunRequest` the Ollama routes build.
+"""The OpenAI-compatible dialect's bodies (``/v1``): requests and responses.
 
 Requests are lenient like the Ollama side: unknown fields (``tool_choice``, ``n``, ``user``,
 ``logit_bias``...) are ignored. Shapes follow Ollama's ``openai/openai.go``, which follows OpenAI's
@@ -13,31 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from atoll.agent.loop import RunRequest
-from atoll.errors import RequestError
-from atoll.messages import GenerationOptions, ResponseFormat
-from atoll.server.translate import messages_from_wire, tools_from_wire
-from atoll.wire import WireMessage, WireTool, WireToolCall
-
-#: What Ollama puts in ``system_fingerprint``; some clients log it, none check it.
-FINGERPRINT = "fp_ollama"
-
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
-
-#: OpenAI ``reasoning_effort`` -> Ollama ``think`` (as Ollama's middleware maps it).
-_EFFORT_TO_THINK: dict[str, bool | str] = {"none": False, "minimal": "low", "low": "low", "medium": "medium",
-                                           "high": "high", "max": "max", "xhigh": "max", "ultra": "max"}
-
-
-def openai_error_body(message: str, status: int) -> dict[str, Any]:
-    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
-
-
-def openai_error_chunk(message: str) -> dict[str, Any]:
-    """The last SSE event when a stream fails after it started; the SDK raises ``APIError``."""
-    return openai_error_body(message, 500)
+from atoll.messages import GenerationOptions
+from atoll.wire import WireTool, WireToolCall
 
 
 class _Lenient(BaseModel):
@@ -144,61 +120,6 @@ class EmbeddingRequest(_Lenient):
     @property
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
-
-
-# ---- request -> neutral --------------------------------------------------------------------
-
-
-def _image(part: dict[str, Any], index: int) -> str:
-    """OpenAI sends images as data URLs; Ollama (and our providers) want bare base64."""
-    url = part.get("image_url")
-    url = url.get("url", "") if isinstance(url, dict) else str(url or "")
-    if not url.startswith("data:"):
-        raise RequestError(f"messages[{index}]: only base64 data URLs are supported for images")
-    return url.partition(",")[2]
-
-
-def _wire_message(message: ChatMessage, index: int) -> WireMessage:
-    content, images = message.content, []
-    if isinstance(content, list):
-        images = [_image(p, index) for p in content if p.get("type") == "image_url"]
-        content = "".join(str(p.get("text", "")) for p in content if p.get("type") in ("text", "input_text"))
-    return WireMessage(role=message.role, content=content or "", thinking=message.reasoning,
-                       images=images or None, tool_calls=message.tool_calls, tool_call_id=message.tool_call_id)
-
-
-def _format(response_format: ChatResponseFormat | None) -> ResponseFormat:
-    if response_format is None or response_format.type == "text":
-        return None
-    if response_format.type == "json_object":
-        return "json"
-    schema = response_format.json_schema.schema_ if response_format.json_schema else None
-    if not schema:
-        raise RequestError("response_format.json_schema.schema is required for type json_schema")
-    return schema
-
-
-def _think(body: ChatCompletionRequest) -> bool | str | None:
-    effort = body.reasoning_effort or (body.reasoning.effort if body.reasoning else None)
-    if effort is None:
-        return None
-    if effort not in _EFFORT_TO_THINK:
-        raise RequestError(f"invalid reasoning value: '{effort}' (must be one of {', '.join(_EFFORT_TO_THINK)})")
-    return _EFFORT_TO_THINK[effort]
-
-
-def chat_run_request(body: ChatCompletionRequest) -> RunRequest:
-    """The same neutral request ``/api/chat`` builds, from an OpenAI chat completion request."""
-    if not body.messages:
-        raise RequestError("[] is too short - 'messages'")
-    wire = [_wire_message(m, i) for i, m in enumerate(body.messages)]
-    return RunRequest(messages_from_wire(wire), tools_from_wire(body.tools),
-                      body.options(body.max_completion_tokens), _format(body.response_format), _think(body))
-
-
-def completion_run_request(body: CompletionRequest) -> RunRequest:
-    """``/v1/completions`` is ``/api/generate`` without a session: one user turn."""
-    return RunRequest(messages_from_wire([WireMessage(role="user", content=body.text)]), [], body.options())
 
 
 # ---- responses -----------------------------------------------------------------------------

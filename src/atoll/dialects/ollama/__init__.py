@@ -1,0 +1,1 @@
+"""The Ollama-native dialect (``/api/chat``, ``/api/generate``): ``parse`` and ``render``."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible dialect (``/v1``): ``wire`` (bodies), ``parse`` and ``render``."""
