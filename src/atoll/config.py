@@ -595,7 +595,7 @@ def load_agent_config(path: Path | None, *, cwd: Path | None = None) -> AgentCon
     file, ``mcp.json`` in the working directory and the environment, merged by precedence."""
     config = load_agent_file(path) if path else AgentConfig()
     config.llm = resolve_llm(config.llm, load_ollama_config())
-    mcp_json = (cwd or Path.cwd()) / "mcp.json"
+    mcp_json = ((cwd or Path.cwd()) / "mcp.json").resolve()  # errors name it by its absolute path
     if mcp_json.is_file():
         for name, server in load_mcp_json(mcp_json).items():
             config.mcp_servers.setdefault(name, server)

@@ -174,12 +174,12 @@ async def test_missing_agents_dir_is_created_with_a_note(tmp_path: Path, atoll_h
 
 async def test_status_table_sends_the_admin_token(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
-    write_agent(agents, "tabled")
+    write_agent(agents, "tabled-agent-15")
     async with running_server(agents, make_config(admin_token="tok-1")) as run:
-        runner = run.runner("tabled")
+        runner = run.runner("tabled-agent-15")
 
         def status(token: str | None) -> subprocess.CompletedProcess[str]:
-            env = {**child_env(), "ATOLL_HOME": str(tmp_path / "status_home"), "COLUMNS": "200"}
+            env = {**child_env(), "ATOLL_HOME": str(tmp_path / "status_home"), "COLUMNS": "80"}
             env.pop("ATOLL_ADMIN_TOKEN", None)
             if token:
                 env["ATOLL_ADMIN_TOKEN"] = token
@@ -192,11 +192,13 @@ async def test_status_table_sends_the_admin_token(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].strip() == f"ATOLL deployment server {run.url}"
+    assert max(len(line) for line in lines) <= 80, shown.stdout  # a terminal's 80 columns, one row per agent
     header = next(line for line in lines if "agent" in line and "state" in line)
-    assert all(column in header for column in ("port", "pid", "restarts", "uptime", "last health check"))
+    assert header.split() == ["agent", "port", "pid", "state", "restarts", "uptime", "health", "exit", "atoll"]
     row = next(line for line in lines if "tabled" in line)
-    cells = [cell for cell in (c.strip() for c in row.split("│")) if cell]
-    assert cells[:5] == ["tabled", str(runner.port), cells[2], "running", "0"] and cells[2].isdigit()
+    cells = row.split()
+    assert cells[:5] == ["tabled-agent-15", str(runner.port), cells[2], "running", "0"] and cells[2].isdigit()
+    assert cells[-4:-1] == [cells[-4], "ago", "-"] and cells[-4].endswith("s")
 
 
 def test_busy_explicit_api_port_is_an_error_not_another_port(tmp_path: Path, atoll_home: Path) -> None:

@@ -89,6 +89,10 @@ async def test_agent_prefix_reaches_any_agent_path_with_the_callers_credentials(
         unknown = await run.client.get("/agent/nobody/health")
         assert unknown.status_code == 404 and "nobody" in unknown.json()["error"]
         assert "Mail_Bot" in unknown.json()["error"]
+        by_folder = await run.client.get("/agents/mail")  # the folder's name, not the agent's
+        assert by_folder.status_code == 404
+        assert by_folder.json()["detail"] == ("Agent not found: mail (the agent in folder 'mail' is named "
+                                              "'Mail_Bot': use /agents/Mail_Bot)")
         management = await run.client.get("/agents/keyed")  # plural: the management API, not a relay
         assert management.status_code == 200 and management.json()["name"] == "keyed"
 

@@ -23,6 +23,7 @@ def test_missing_mcp_command_is_degraded_not_ok(tmp_path: Path) -> None:
     assert ("  MCP:      0 of 1 connected, 0 tools (time: command not found: no-such-mcp-server-time; "
             "retried in the background)") in output
     assert f"  URL:      http://127.0.0.1:{server.port}" in output  # the address it binds, not "localhost"
+    assert "MCP server(s) 'time' not connected; retrying in 30 s" in output
     assert health.status_code == 200  # liveness checks keep passing
     assert health.json()["status"] == "degraded"
     assert health.json()["reasons"] == ["MCP server 'time' is failed: command not found: no-such-mcp-server-time"]

@@ -139,3 +139,19 @@ def test_drain_timeout_bounds_the_wait_for_a_stream_that_will_not_end(tmp_path: 
         stopping = time.monotonic()
         assert server.stop(signal.SIGTERM, timeout=30) == 0
         assert time.monotonic() - stopping < 15  # the drain gave up after ~1 s; the stream had a minute left
+
+
+def test_a_bad_mcp_json_is_named_by_its_absolute_path(tmp_path: Path) -> None:
+    agent = write_agent(tmp_path / "agent", scripted_agent_toml())
+    (tmp_path / "mcp.json").write_text('{"mcpServers": {"x": {"command": 5}}}')
+    result = run_cli(["--port", "0", "--agent", str(agent)], tmp_path)
+    assert result.returncode == 2
+    assert f"{tmp_path.resolve() / 'mcp.json'}: " in result.stderr, result.stderr
+
+
+def test_a_relative_deployment_config_is_named_by_its_absolute_path(tmp_path: Path) -> None:
+    (tmp_path / "fleet.json").write_text('{"base_port": "lots"}')
+    result = subprocess.run([sys.executable, "-m", "atoll", "--config", "fleet.json"], cwd=tmp_path,
+                            env=server_env(HOME=str(tmp_path)), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'fleet.json'}: base_port"), result.stderr

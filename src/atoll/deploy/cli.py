@@ -161,12 +161,16 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _print_table(url: str, body: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"ATOLL deployment server {url}")
+    # No vertical rules, two spaces between columns, short headers: the columns fit a terminal's
+    # 80 columns with agent names of about 15 characters (longer names fold inside their cell).
+    table = Table(title=f"ATOLL deployment server {url}", box=box.SIMPLE_HEAD, title_justify="left",
+                  show_edge=False, pad_edge=False, collapse_padding=True)
     for column in STATUS_COLUMNS:
-        table.add_column(column, no_wrap=column == "agent")
+        table.add_column(column, no_wrap=column != "agent", overflow="fold")
     for row in status_rows(body.get("agents", [])):
         table.add_row(*row)
     console = Console()

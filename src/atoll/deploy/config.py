@@ -137,7 +137,7 @@ def state_path() -> Path:
 
 
 def load_deployment_config(path: Path | None = None) -> DeploymentConfig:
-    path = path or config_path()
+    path = (path or config_path()).expanduser().absolute()  # errors name the file by its absolute path
     if not path.is_file():
         return with_env_overrides(DeploymentConfig())
     data = _expand_secrets(read_document(path), str(path))

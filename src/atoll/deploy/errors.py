@@ -31,8 +31,9 @@ class AgentNotFound(ManagementError):
     status = 404
     error_code = "AGENT_NOT_FOUND"
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Agent not found: {name}")
+    def __init__(self, name: str, named: str | None = None) -> None:
+        hint = f" (the agent in folder '{name}' is named '{named}': use /agents/{named})" if named else ""
+        super().__init__(f"Agent not found: {name}{hint}")
         self.name = name
 
 

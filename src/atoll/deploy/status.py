@@ -81,5 +81,5 @@ def status_rows(agents: list[dict[str, Any]]) -> list[list[str]]:
             for a in agents]
 
 
-STATUS_COLUMNS = ["agent", "port", "pid", "state", "restarts", "uptime", "last health check", "last exit",
-                  "atoll"]
+#: ``health``: the age of the last health check; ``exit``: the last exit code; ``atoll``: its version.
+STATUS_COLUMNS = ["agent", "port", "pid", "state", "restarts", "uptime", "health", "exit", "atoll"]

@@ -68,7 +68,11 @@ class Supervisor:
         try:
             return self.runners[name]
         except KeyError:
-            raise AgentNotFound(name) from None
+            raise AgentNotFound(name, self._named_by_folder(name)) from None
+
+    def _named_by_folder(self, folder: str) -> str | None:
+        """The name of the agent whose folder is called ``folder``, for a "did you mean" hint."""
+        return next((r.spec.name for r in self.runners.values() if r.spec.folder.name == folder), None)
 
     def replace_spec(self, spec: AgentSpec) -> None:
         """Point an existing (stopped) agent at a new version of its folder; it keeps its port."""

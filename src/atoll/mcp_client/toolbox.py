@@ -75,6 +75,8 @@ class McpToolbox(ToolboxContext):
         """Try the servers that failed to connect again, backing off, until all are connected."""
         interval = self.retry_interval
         while failed := [c for c in self._connections.values() if c.enabled and c.state == "failed"]:
+            logger.info("MCP server(s) %s not connected; retrying in %g s",
+                        ", ".join(repr(c.name) for c in failed), interval)
             await asyncio.sleep(interval)
             results = await asyncio.gather(*(conn.connect() for conn in failed), return_exceptions=True)
             if any(result is True for result in results):
