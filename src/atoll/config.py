@@ -370,16 +370,33 @@ class AgentConfig(BaseModel):
 # ---- reading files --------------------------------------------------------------------------
 
 
-def _describe_error(err: Any) -> str:
+def _describe_error(err: Any, variables: Mapping[tuple[Any, ...], str] | None = None) -> str:
+    """``field: problem, got 'value'``; for a field written as ``$VAR`` the variable is named and its
+    value (perhaps a secret) never shown."""
     loc = ".".join(str(part) for part in err["loc"])
     got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f", got {got!r}"
+    written = (variables or {}).get(tuple(err["loc"]))
+    if written is not None:
+        shown = f" (the value of {written})"
+    else:
+        shown = "" if isinstance(got, dict | list) or got is None else f", got {got!r}"
     return f"{loc}: {err['msg']}{shown}"
 
 
-def describe_errors(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError, variables: Mapping[tuple[Any, ...], str] | None = None) -> str:
     """Every validation error at once, one after another: ``field: problem; field: problem``."""
-    return "; ".join(_describe_error(err) for err in exc.errors())
+    return "; ".join(_describe_error(err, variables) for err in exc.errors())
+
+
+def variable_fields(value: Any, where: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], str]:
+    """Where ``$VAR`` references are written in a document (before expansion): path -> the text."""
+    if isinstance(value, str):
+        return {where: value} if _VAR.search(value) else {}
+    if isinstance(value, dict):
+        return {p: t for k, v in value.items() for p, t in variable_fields(v, (*where, k)).items()}
+    if isinstance(value, list):
+        return {p: t for i, v in enumerate(value) for p, t in variable_fields(v, (*where, i)).items()}
+    return {}
 
 
 def read_document(path: Path) -> dict[str, Any]:
@@ -424,6 +441,7 @@ def load_agent_file(path: Path, *, environ: Mapping[str, str] | None = None) -> 
     path = path.expanduser().resolve()
     data = read_document(path)
     _warn_unknown(data, path)
+    variables = variable_fields(data)
     try:
         data = expand_vars(data, environ=environ)
     except ConfigError as exc:
@@ -435,7 +453,7 @@ def load_agent_file(path: Path, *, environ: Mapping[str, str] | None = None) -> 
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc), path=str(path)) from exc
+        raise ConfigError(describe_errors(exc, variables), path=str(path)) from exc
     config.source = path
     _warn_unknown_keys(config, path)
     return config

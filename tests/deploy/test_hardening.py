@@ -114,3 +114,15 @@ async def test_deleted_versions_are_pruned_to_keep_old_versions(tmp_path: Path) 
             assert len(kept) == min(round_ + 1, 2)
         notes = sorted((p / "README.md").read_text() for p in (agents / ".deleted").glob("cycled-*"))
     assert notes == ["v2", "v3"]  # the newest two
+
+
+async def test_config_errors_name_the_variable_never_its_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_SECRET", "s3cr3t-value-not-a-number")
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    async with running_server(agents) as run:
+        bad = package({"agent.toml": '[agent]\nname = "leaky"\nmax_iterations = "$SOME_SECRET"\n'})
+        refused = await deploy(run, bad)
+    assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_CONFIG"
+    assert "s3cr3t" not in refused.text
+    assert "agent.max_iterations" in refused.text and "$SOME_SECRET" in refused.text
