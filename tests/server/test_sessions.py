@@ -30,6 +30,18 @@ def test_seed_session_endpoints(echo_server: AgentServer) -> None:
     assert httpx.post(echo_server.url + "/api/sessions/cleanup").json() == {"cleaned_sessions": 0}
 
 
+def test_a_repeated_message_is_a_new_turn(echo_server: AgentServer) -> None:
+    session = uuid.uuid4().hex
+    chat(echo_server, [{"role": "user", "content": "yes"}], session)
+    again = chat(echo_server, [{"role": "user", "content": "yes"}], session)
+    assert again.json()["message"]["content"] == "You said: yes"
+    assert history(echo_server, session)[-4:] == [("user", "yes"), ("assistant", "You said: yes")] * 2
+    resent = chat(echo_server, [{"role": "user", "content": "yes"}, {"role": "assistant", "content": "You said: yes"},
+                                {"role": "user", "content": "yes"}, {"role": "assistant", "content": "You said: yes"},
+                                {"role": "user", "content": "/history"}], session)
+    assert resent.json()["message"]["content"].count("user:yes") == 2  # the whole history resent: no duplicates
+
+
 def test_client_may_send_only_new_messages(echo_server: AgentServer) -> None:
     session = uuid.uuid4().hex
     first = chat(echo_server, [{"role": "user", "content": "one"}], session)

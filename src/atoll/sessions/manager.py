@@ -66,9 +66,13 @@ def _client_turns(messages: list[Message]) -> list[Message]:
 def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message]:
     """The part of ``incoming`` that the session does not hold yet.
 
-    A client either sends only its new turn, or resends the whole conversation. In the second
-    case the assistant turns it resends are its own copy of our replies (and lack our internal tool
-    rounds), so we align on the turns the client authored and take what follows the last of them.
+    A client either sends only its new turn, or resends the whole conversation. The rule:
+    ``incoming`` is a resend when the messages it authored (every role but ``assistant``) begin
+    with all those the session holds, in order and equal in role, content and images, **and**
+    something follows the last of them; then what follows it is new (assistant turns resent right
+    after it are the client's copy of our replies, which lack our internal tool rounds, and are
+    dropped). Otherwise all of ``incoming`` is new: a repeated identical message (``"yes"`` twice)
+    is a new turn.
     """
     known = _client_turns(stored)
     if not known:
@@ -81,6 +85,8 @@ def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message
             seen += 1
             if seen == len(known):
                 rest = incoming[index + 1:]
+                if not rest:
+                    return incoming
                 while rest and rest[0].role == "assistant":
                     rest = rest[1:]
                 return rest
