@@ -104,7 +104,9 @@ async def test_an_answer_streams_as_progress_and_keeps_its_session(agent: AgentS
 async def test_a_message_is_required(agent: AgentServer) -> None:
     async with _client(agent) as client:
         empty = await client.call_tool("helper", {"message": "  "})
+        odd = await client.call_tool("helper", {"message": "hi", "session_id": "a b/c"})
     assert empty.is_error and "'message' is required" in empty.content[0].text  # type: ignore[union-attr]
+    assert odd.is_error and "invalid session_id" in odd.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("key", [None, "wrong"])

@@ -10,6 +10,7 @@ from typing import Any
 from atoll.agent.loop import RunRequest
 from atoll.errors import RequestError
 from atoll.messages import Message
+from atoll.sessions.ids import check_session_id
 
 #: What the agent's tool takes: one message, and the session to continue (a new one without it).
 ASK_INPUT_SCHEMA: dict[str, Any] = {
@@ -55,6 +56,7 @@ def ask_turn(arguments: dict[str, Any] | None) -> AskTurn:
     message, session_id = arguments.get("message"), arguments.get("session_id")
     if not isinstance(message, str) or not message.strip():
         raise RequestError("'message' is required: the text to send to the agent")
-    if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
-        raise RequestError("'session_id' must be a non-empty string when given")
-    return AskTurn(RunRequest([Message(role="user", content=message)]), session_id or uuid.uuid4().hex)
+    if session_id is not None and not isinstance(session_id, str):
+        raise RequestError("'session_id' must be a string when given")
+    session = check_session_id(session_id) or uuid.uuid4().hex
+    return AskTurn(RunRequest([Message(role="user", content=message)]), session)
