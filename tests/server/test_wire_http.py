@@ -101,6 +101,21 @@ def test_error_before_first_byte_is_a_status_and_after_is_a_last_line(echo_serve
     assert chunks[-1] == {"error": "lost it"} and not any(c.get("done") for c in chunks)
 
 
+def test_a_stream_ends_with_a_final_line_whatever_ends_the_generation(echo_server: AgentServer) -> None:
+    """Not only an Exception: a stray CancelledError (a BaseException) raised by the provider used to
+    leave the client waiting until request_timeout (600 s)."""
+    ollama = httpx.post(echo_server.url + "/api/chat", timeout=20, json={
+        "model": "echo", "messages": [{"role": "user", "content": "/cancelled-after"}]})
+    chunks = lines(ollama)
+    assert chunks[0]["message"]["content"] == "partial"
+    assert "generation failed: CancelledError" in chunks[-1]["error"] and not any(c.get("done") for c in chunks)
+    openai = httpx.post(echo_server.url + "/v1/chat/completions", timeout=20, json={
+        "model": "echo", "stream": True, "messages": [{"role": "user", "content": "/cancelled-after"}]})
+    events = [line for line in openai.text.splitlines() if line.startswith("data: ")]
+    assert "CancelledError" in events[-1] and events[-1] != "data: [DONE]"
+    assert httpx.get(echo_server.url + "/health", timeout=5).status_code == 200  # the server is unharmed
+
+
 def test_empty_messages_and_prompt_load_and_unload(echo_server: AgentServer) -> None:
     load = httpx.post(echo_server.url + "/api/chat", json={"model": "echo", "messages": []}).json()
     assert load["done_reason"] == "load" and load["message"] == {"role": "assistant", "content": ""}

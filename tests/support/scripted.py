@@ -11,6 +11,7 @@ tool result(s)                  ``Tool results: name=content; ...`` (what the to
 ``/say TEXT``                   ``TEXT`` verbatim, in small pieces (e.g. a tool call written as text)
 ``/error MESSAGE``              raises ProviderError before any output
 ``/error-after MESSAGE``        streams one word, then raises
+``/cancelled-after``            streams one word, then raises a stray CancelledError (a BaseException)
 ``/slow N SECONDS``             N words, one every SECONDS (for disconnects and timeouts)
 ``/count N``                    N words ``w1 w2 ...``
 ``/system``                     the system messages, joined with `` | ``
@@ -24,6 +25,7 @@ the reply with ``done_reason`` ``length``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -95,6 +97,9 @@ class ScriptedProvider:
         elif text.startswith("/error-after "):
             yield TextDelta("partial")
             raise ProviderError(text[len("/error-after "):], status=500, model=self.model)
+        elif text == "/cancelled-after":
+            yield TextDelta("partial")
+            raise asyncio.CancelledError("a cancellation leaked from a library")
         elif text.startswith("/slow "):
             count, delay = text.split()[1:3]
             for i in range(int(count)):

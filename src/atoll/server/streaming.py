@@ -57,12 +57,20 @@ class _Pump:
         self._task = asyncio.create_task(self._run(chunks))
 
     async def _run(self, chunks: AsyncIterator[dict[str, Any]]) -> None:
+        """Every way the generation ends puts a last item in the queue (the stream's end or the
+        failure), so the client always gets a final line; only the pump's own cancellation (the
+        client went away) ends it without one."""
         try:
             async for chunk in chunks:
                 await self._queue.put(chunk)
             await self._queue.put(_END)
-        except Exception as exc:
+        except BaseException as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+                raise
             await self._queue.put(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
 
     async def next(self) -> Any:
         return await self._queue.get()
@@ -96,7 +104,7 @@ async def _stream(chunks: AsyncIterator[dict[str, Any]], framing: _Framing,
     except asyncio.CancelledError:
         pump.cancel()
         raise
-    if isinstance(first, Exception):
+    if isinstance(first, BaseException):
         error = first if isinstance(first, AtollError) else AtollError(_error_message(first))
         return JSONResponse(framing.error_body(error.message, error.status), status_code=error.status,
                             headers=retry_after(error))
@@ -109,16 +117,16 @@ async def _stream(chunks: AsyncIterator[dict[str, Any]], framing: _Framing,
         try:
             while True:
                 batch: list[bytes] = []
-                while item is not None and item is not _END and not isinstance(item, Exception):
+                while item is not None and item is not _END and not isinstance(item, BaseException):
                     batch.append(encode(item))
                     item = pump.ready()
-                if isinstance(item, Exception):
+                if isinstance(item, BaseException):
                     batch.append(encode(framing.error_chunk(_error_message(item))))
                 elif item is _END and framing.trailer:
                     batch.append(framing.trailer)
                 if batch:
                     yield b"".join(batch)
-                if item is _END or isinstance(item, Exception):
+                if item is _END or isinstance(item, BaseException):
                     return
                 item = await pump.next()
         finally:
