@@ -12,18 +12,35 @@ HOST   ?= 0.0.0.0
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
                     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+# Installs come from hashed lock files (scripts/lock.sh writes them from pyproject.toml), so a new
+# machine gets exactly the versions CI ran, and a tampered or re-uploaded release is refused.
+RUNTIME_LOCK := requirements/runtime.lock
+TEST_LOCK    := requirements/test.lock
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat pyproject.toml $(RUNTIME_LOCK) | sha256sum | cut -c1-16)
+TEST_STAMP    := $(VENV)/.test-$(shell cat pyproject.toml $(TEST_LOCK) | sha256sum | cut -c1-16)
 
-.PHONY: install mcp-servers test-clients open-webui browser redis serve test lint check bench clean
+.PHONY: install install-test lock mcp-servers test-clients open-webui browser redis serve test lint check bench clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml $(RUNTIME_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[local,test]'
-	rm -f $(VENV)/.installed-*
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --require-hashes -r $(RUNTIME_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.runtime-*
 	touch $@
 
-install: $(STAMP)
+$(TEST_STAMP): $(RUNTIME_STAMP) $(TEST_LOCK)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --require-hashes -r $(TEST_LOCK)
+	rm -f $(VENV)/.test-*
+	touch $@
+
+install: $(RUNTIME_STAMP)
+
+install-test: $(TEST_STAMP)
+
+# After changing dependencies in pyproject.toml: rewrite both lock files (needs uv).
+lock:
+	bash scripts/lock.sh
 
 mcp-servers:
 	bash scripts/install-mcp-servers.sh
@@ -47,16 +64,16 @@ redis:
 serve: install
 	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: install mcp-servers test-clients open-webui browser redis lint
+test: install-test mcp-servers test-clients open-webui browser redis lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test
 
-bench: install
+bench: install-test
 	bash scripts/install-bench-tools.sh
 	$(BIN)/python benchmarks/run_all.py
 
