@@ -10,6 +10,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 command -v uv >/dev/null || { echo "error: scripts/lock.sh needs uv: pip install uv" >&2; exit 1; }
 common=(--universal --python-version 3.11 --generate-hashes --quiet --no-header "$@")
-uv pip compile pyproject.toml --extra local "${common[@]}" -o requirements/runtime.lock
 uv pip compile pyproject.toml --all-extras "${common[@]}" -o requirements/test.lock
+# The runtime set is the test set's subset at the same versions, so one venv can hold both.
+uv pip compile pyproject.toml --extra local --constraint requirements/test.lock "${common[@]}" \
+  -o requirements/runtime.lock
 echo "wrote requirements/runtime.lock and requirements/test.lock"

@@ -58,3 +58,9 @@ def test_every_pin_carries_hashes() -> None:
         entries = re.split(r"\n(?=[A-Za-z0-9])", text.strip())
         unhashed = [entry.split()[0] for entry in entries if "==" in entry and "--hash=sha256:" not in entry]
         assert not unhashed, f"{lock}: pins without hashes: {unhashed}"
+
+
+def test_the_runtime_set_is_the_test_set_at_the_same_versions() -> None:
+    runtime, test = _pins(REPO / "requirements/runtime.lock"), _pins(REPO / "requirements/test.lock")
+    differ = {name: (version, test.get(name)) for name, version in runtime.items() if test.get(name) != version}
+    assert not differ, f"run `make lock`: runtime vs test pins differ: {differ}"
