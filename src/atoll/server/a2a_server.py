@@ -2,7 +2,9 @@
 ``/.well-known/agent-card.json`` and the JSON-RPC binding at ``/a2a``.
 
 A message runs one turn through ``converse`` in the session named by its ``contextId``; the
-answer streams as chunks of one artifact, tool activity as ``working`` status messages. Tasks are
+answer streams as chunks of one artifact, tool activity as ``working`` status messages. A turn that
+ends on a tool call waiting for approval leaves the task ``input-required`` with the question; the
+next message on that task (the same ``taskId`` and ``contextId``) is the user's answer. Tasks are
 kept per API key (another key cannot get or cancel them), like sessions. Cancelling a task
 cancels its run, which stops the generation and the tool calls in flight. Built on the first A2A
 request (:class:`atoll.server.lazy.LazyApp`): the SDK is heavy and most agents are never asked.
@@ -109,6 +111,10 @@ class AtollExecutor(AgentExecutor):
                         update.text, context_id=updater.context_id, task_id=updater.task_id))
         await updater.add_artifact([new_text_part("")], artifact_id=ANSWER_ARTIFACT, name=ANSWER_ARTIFACT,
                                    append=started, last_chunk=True)
+        if renderer.approval is not None:
+            await updater.requires_input(new_text_message(
+                renderer.answer.strip(), context_id=updater.context_id, task_id=updater.task_id))
+            return
         await updater.complete()
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
