@@ -7,4 +7,6 @@ def test_public_surface() -> None:
         "CompositeToolbox", "McpConnection", "McpToolbox", "ServerUnavailable",
         "assign_names", "result_to_text", "sanitize",
     ]
-    assert sorted(atoll.subagents.__all__) == ["SubAgentToolbox", "bind_parent_session", "parent_session"]
+    assert sorted(atoll.subagents.__all__) == [
+        "DELEGATION_HEADER", "SubAgentToolbox", "bind_parent_session", "delegation_depth", "parent_key",
+    ]
