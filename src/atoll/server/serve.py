@@ -69,13 +69,10 @@ def _serve_mcp_stdio(config: AgentConfig, runtime: AgentRuntime, err: Console) -
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the agent server with the arguments of ``atoll --server`` (see :mod:`atoll.commands.server`)."""
-    setup_logging(args.log_level, args.log_format)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+def _runtime(config: AgentConfig, args: argparse.Namespace, err: Console) -> AgentRuntime | int:
+    """The agent's runtime, or the exit code after printing why it cannot be built (2: config)."""
     try:
-        config = load_agent_config(args.agent)
-        runtime = AgentRuntime(config)
+        return AgentRuntime(config)
     except ConfigError as exc:
         where = f"{args.agent}: " if args.agent and not exc.path else ""
         err.print(f"error: {where}{exc}", markup=False)
@@ -83,10 +80,23 @@ def serve(args: argparse.Namespace) -> int:
     except AtollError as exc:
         err.print(f"error: {exc}", markup=False)
         return 1
-    if args.mcp_stdio:
-        return _serve_mcp_stdio(config, runtime, err)
-    supervision = supervision_of(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the agent server with the arguments of ``atoll --server`` (see :mod:`atoll.commands.server`)."""
+    setup_logging(args.log_level, args.log_format)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
+        config = load_agent_config(args.agent)
+    except ConfigError as exc:
+        where = f"{args.agent}: " if args.agent and not exc.path else ""
+        err.print(f"error: {where}{exc}", markup=False)
+        return 2
+    if args.mcp_stdio:
+        runtime = _runtime(config, args, err)
+        return runtime if isinstance(runtime, int) else _serve_mcp_stdio(config, runtime, err)
+    supervision = supervision_of(args)
+    try:  # the port before the runtime: nothing (session store, clients) is opened for a port that is taken
         sock = inherited_socket(args.fd) if args.fd is not None else bind_tcp(args.host, args.port)
         if args.fd is not None:
             args.host, args.port = sock.getsockname()[:2]
@@ -94,6 +104,10 @@ def serve(args: argparse.Namespace) -> int:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
         err.print(f"error: port {args.port} on {args.host} {reason}; choose another with --port", markup=False)
         return 1
+    runtime = _runtime(config, args, err)
+    if isinstance(runtime, int):
+        sock.close()
+        return runtime
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"atoll agent server '{config.agent.name}' starting on http://{args.host}:{args.port} ...",
               markup=False)
