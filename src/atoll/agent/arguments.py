@@ -14,6 +14,7 @@ from typing import Any
 import json_repair
 import jsonschema
 
+from atoll import toolschema
 from atoll.messages import ToolCall, ToolSpec
 
 
@@ -94,10 +95,11 @@ def validation_error(arguments: dict[str, Any], schema: dict[str, Any]) -> str |
     if not schema:
         return None
     try:
-        validator = jsonschema.Draft202012Validator(schema)
+        validator = toolschema.validator(schema)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: (len(e.path), e.message))
-    except (jsonschema.SchemaError, TypeError, ValueError):
-        return None  # a broken schema is the tool's problem; let the tool judge the call
+    except (jsonschema.SchemaError, toolschema.Unresolvable, TypeError, ValueError):
+        # a broken schema, or one referring outside itself (never fetched), is the tool's problem
+        return None
     if not errors:
         return None
     error = errors[0]

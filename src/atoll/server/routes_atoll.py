@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from atoll import toolschema
 from atoll._version import __version__
 from atoll.errors import NotFound, RequestError
 from atoll.redact import redact_urls
@@ -97,7 +98,11 @@ async def call_tool(name: str, request: Request, runtime: AgentRuntime = Depends
     if problem:
         raise RequestError(problem)
     try:
-        jsonschema.validate(body.arguments, spec.parameters)
+        toolschema.validator(spec.parameters).validate(body.arguments)
+    except toolschema.Unresolvable as exc:
+        raise RequestError(f"tool '{name}' has an input schema that refers to "
+                           f"'{toolschema.external_ref(exc)}'; atoll never fetches schema references, "
+                           "so it cannot check these arguments") from exc
     except jsonschema.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
         raise RequestError(f"invalid arguments for tool '{name}': {where}: {exc.message}") from exc
