@@ -43,7 +43,7 @@ from atoll.deploy.supervisor import Supervisor, SupervisorSettings
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
 from atoll.deploy.venvs import venv_python
-from atoll.httpkit.serving import UVICORN_OPTIONS
+from atoll.httpkit.serving import UVICORN_OPTIONS, DrainGate
 from atoll.net import PROBE_HEADER, bind_tcp
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class DeploymentServer:
     restarting: bool = False
     #: The front door's listening socket kept for the re-executed server.
     front_door: socket.socket | None = None
+    #: Marks the front door's answers ``Connection: close`` while it drains for a re-exec.
+    gate: DrainGate = field(default_factory=lambda: DrainGate(None))
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     _checksums: dict[int, tuple[AgentSpec, str]] = field(default_factory=dict)
 
@@ -183,7 +185,8 @@ class DeploymentServer:
         after ``request_restart`` leave them running and keep ``sock`` open for the successor."""
         sock = sock or bind_api_socket(self.config)
         port = sock.getsockname()[1]
-        server = _QuietServer(uvicorn.Config(create_app(self.context()), log_level="warning",
+        self.gate = DrainGate(create_app(self.context()))
+        server = _QuietServer(uvicorn.Config(self.gate, log_level="warning",
                                              lifespan="off", access_log=False, **UVICORN_OPTIONS,
                                              timeout_graceful_shutdown=math.ceil(self.config.drain_timeout)))
         url = f"http://{self.config.bind_host}:{port}"
@@ -236,6 +239,7 @@ class DeploymentServer:
             await sampling
         if self.restarting:
             self.front_door = sock.dup()  # uvicorn closes ``sock``; the successor gets this copy
+            await self._drain_front_door(server)
         server.should_exit = True
         if serving is not None:
             with contextlib.suppress(Exception):
@@ -254,6 +258,18 @@ class DeploymentServer:
         await self.client.aclose()
         sock.close()
         _RUNNING_HERE.discard(self.instance)
+
+    async def _drain_front_door(self, server: uvicorn.Server) -> None:
+        """Before a re-exec: stop accepting (new connections wait in the socket's queue for the
+        successor), answer with ``Connection: close`` so keep-alive clients reconnect rather than
+        meet a connection closed under them, and wait for the open connections (``drain_timeout``)."""
+        self.gate.draining = True
+        for listener in getattr(server, "servers", []):
+            listener.close()
+        deadline = time.monotonic() + self.config.drain_timeout
+        # uvicorn's connection set has no event to wait on: poll it.
+        while server.server_state.connections and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     async def adopt(self) -> None:
         """Adopt the agents a previous deployment server left running, stop the ones it cannot."""

@@ -19,8 +19,9 @@ SIGTERM/SIGINT. The deployment server adds (see ``docs/deployment.md``):
 
 Draining: stop accepting on every socket, answer every further response with ``Connection: close``
 (so keep-alive clients reconnect, to the next version, instead of meeting a closed socket), wait
-until the open connections have closed or ``drain_timeout`` passed, then uvicorn's own shutdown lets
-streams finish and closes the app. A second signal stops at once.
+until the open connections have closed or ``drain_timeout`` passed (under the deployment server
+only: alone there is no next version), then uvicorn's own shutdown lets streams finish and closes
+the app. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ from typing import Any
 
 import uvicorn
 
+from atoll.httpkit.serving import DrainGate
 from atoll.net import handover_address
 
 logger = logging.getLogger("atoll")
 
-Scope = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,28 +67,6 @@ def supervision_of(args: argparse.Namespace) -> Supervision:
 
 def inherited_socket(fd: int) -> socket.socket:
     return socket.socket(fileno=fd)
-
-
-class DrainGate:
-    """ASGI middleware: while draining, every response says ``Connection: close`` (uvicorn then
-    closes the connection after it, instead of keeping it for a request the next version should get)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.draining = False
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def closing(message: dict[str, Any]) -> None:
-            if self.draining and message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receive, closing)
 
 
 class _Server(uvicorn.Server):
@@ -183,7 +162,9 @@ class AgentServing:
         for server in servers:
             for listener in getattr(server, "servers", []):
                 listener.close()
-        deadline = time.monotonic() + self.drain_timeout
+        # Alone (started by hand) there is no next version to hand clients to: uvicorn's own
+        # shutdown (in-flight requests finish, idle connections close) is the drain.
+        deadline = time.monotonic() + (self.drain_timeout if self.supervision.public_fd is not None else 0)
         # uvicorn's connection set has no event to wait on: poll it.
         while any(s.server_state.connections for s in servers) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
