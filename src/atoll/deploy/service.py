@@ -244,7 +244,7 @@ class DeploymentServer:
         if serving is not None:
             with contextlib.suppress(Exception):
                 await serving  # relays drain (drain_timeout) while the agents are still supervised
-        app: Any = server.config.app
+        app: Any = self.gate.app  # the Starlette app inside the drain gate
         await app.state.mcp.aclose()  # the front door's /mcp sessions, if it was used
         if self.restarting:
             self.lease.renew()
