@@ -19,7 +19,7 @@ TEST_LOCK    := requirements/test.lock
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat pyproject.toml $(RUNTIME_LOCK) | sha256sum | cut -c1-16)
 TEST_STAMP    := $(VENV)/.test-$(shell cat pyproject.toml $(TEST_LOCK) | sha256sum | cut -c1-16)
 
-.PHONY: install install-test lock mcp-servers test-clients open-webui browser redis serve test lint check bench clean
+.PHONY: install install-test lock mcp-servers test-clients open-webui browser redis openssl serve test lint check bench clean
 
 $(RUNTIME_STAMP): pyproject.toml $(RUNTIME_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ browser:
 redis:
 	bash scripts/install-redis.sh
 
+# openssl (Debian package): the HTTPS tests make a self-signed certificate with it.
+openssl:
+	bash scripts/install-openssl.sh
+
 serve: install
 	$(BIN)/python -m atoll --server --host $(HOST) --port $(PORT) $(if $(AGENT),--agent $(AGENT))
 
@@ -68,7 +72,7 @@ lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: install-test mcp-servers test-clients open-webui browser redis lint
+test: install-test mcp-servers test-clients open-webui browser redis openssl lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: test

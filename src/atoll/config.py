@@ -290,6 +290,11 @@ class ServerSection(_Section):
     #: Re-export the agent's own tools over MCP (``/mcp``, ``--mcp-stdio``): all (true) or those
     #: whose names match one of these globs; the agent's own tool is always there.
     mcp_expose_tools: bool | list[str] = False
+    #: Serve HTTPS with this certificate and key (PEM files, relative to the agent file); both or
+    #: neither. ``--tls-cert``/``--tls-key`` override them. Ignored under the deployment server,
+    #: whose front door reaches its agents over loopback (it serves TLS itself).
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @field_validator("session_url")
     @classmethod

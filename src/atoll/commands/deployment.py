@@ -25,6 +25,9 @@ def register(modes: Subparsers) -> None:
     parser.add_argument("--api-port", type=int, help="management API port (default 8080); a busy port "
                         "given here is an error")
     parser.add_argument("--base-port", type=int, help="first agent port (default 8100)")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM; with --tls-key; "
+                        "overrides tls_cert in the config file)")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="stderr log level; info includes one access line per request")
     parser.add_argument("--log-format", default="text", choices=["text", "json"])

@@ -29,6 +29,9 @@ def register(modes: Subparsers) -> None:
                         help="serve the agent as an MCP server on stdin/stdout instead of HTTP (for desktop "
                              "clients that launch it: Claude Desktop, VS Code, Cursor); binds no port, logs to "
                              "stderr, keeps its state under $ATOLL_HOME")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM; with --tls-key; "
+                        "overrides [server] tls_cert)")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     supervised = parser.add_argument_group(
         "set by the deployment server (see docs/deployment.md; not needed by hand)")
     supervised.add_argument("--fd", type=int, help="serve on this inherited listening socket, not --port")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from atoll.deploy.admin_token import admin_token_path, read_admin_token
 from atoll.deploy.config import (
     DeploymentConfig,
+    config_path,
     load_deployment_config,
     resolve_agents_dir,
     state_path,
@@ -22,6 +25,7 @@ from atoll.deploy.config import (
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.status import STATUS_COLUMNS, startup_block, status_rows
 from atoll.errors import ConfigError
+from atoll.httpkit.serving import tls_options
 from atoll.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -46,9 +50,12 @@ def deploy(args: argparse.Namespace) -> int:
         config = load_deployment_config(args.config)
         overrides: dict[str, object] = {k: v for k, v in {"host": args.host, "api_port": args.api_port,
                                                           "base_port": args.base_port}.items() if v is not None}
+        if args.tls_cert is not None or args.tls_key is not None:
+            overrides.update(tls_cert=args.tls_cert, tls_key=args.tls_key)
         if args.api_port is not None:  # a port the user named is that port or an error, never another
             overrides["auto_discover_port"] = False
         config = config.model_copy(update=overrides)
+        tls_options(config.tls_cert, config.tls_key, where=str(args.config or config_path()))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +136,16 @@ def _server_url(explicit: str | None, config: DeploymentConfig) -> str:
     return f"http://{config.bind_host}:{config.api_port}"
 
 
+def _verify(config: DeploymentConfig) -> ssl.SSLContext | bool:
+    """The system's CAs, plus the server's own ``tls_cert`` (so a self-signed one is trusted here)."""
+    if config.tls_cert is None:
+        return True
+    context = ssl.create_default_context()
+    with contextlib.suppress(OSError, ssl.SSLError):  # not readable here: the system's CAs decide
+        context.load_verify_locations(config.tls_cert)
+    return context
+
+
 def status(args: argparse.Namespace) -> int:
     """``atoll status`` (see :mod:`atoll.commands.status`)."""
     try:
@@ -142,7 +159,8 @@ def status(args: argparse.Namespace) -> int:
     token = config.admin_token or read_admin_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(f"{url}/agents", headers=headers, timeout=5.0, trust_env=False)
+        response = httpx.get(f"{url}/agents", headers=headers, timeout=5.0, trust_env=False,
+                             verify=_verify(config))
         if response.status_code == 401:
             print(f"error: the deployment server at {url} wants its admin token "
                   f"({response.json().get('detail')}); it is read from ATOLL_ADMIN_TOKEN, admin_token in "

@@ -107,6 +107,10 @@ class DeploymentConfig(BaseModel):
     #: Seconds an old version may take to finish its requests and streams after a redeploy or
     #: graceful restart, and the front door its relays before ``restart-server`` (then they are cut).
     drain_timeout: float = Field(default=30.0, ge=0)
+    #: Serve the management API and front door over HTTPS with this certificate and key (PEM
+    #: files); both or neither. ``--tls-cert``/``--tls-key`` override them.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def secrets(self) -> list[str]:
         """Every credential of this file: the admin token and each remote's key and token. None of

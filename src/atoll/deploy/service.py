@@ -43,7 +43,7 @@ from atoll.deploy.supervisor import Supervisor, SupervisorSettings
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
 from atoll.deploy.venvs import venv_python
-from atoll.httpkit.serving import UVICORN_OPTIONS, DrainGate
+from atoll.httpkit.serving import UVICORN_OPTIONS, DrainGate, tls_options
 from atoll.net import PROBE_HEADER, bind_tcp
 
 logger = logging.getLogger(__name__)
@@ -186,10 +186,11 @@ class DeploymentServer:
         sock = sock or bind_api_socket(self.config)
         port = sock.getsockname()[1]
         self.gate = DrainGate(create_app(self.context()))
+        tls = tls_options(self.config.tls_cert, self.config.tls_key, where="deployment config")
         server = _QuietServer(uvicorn.Config(self.gate, log_level="warning",
-                                             lifespan="off", access_log=False, **UVICORN_OPTIONS,
+                                             lifespan="off", access_log=False, **UVICORN_OPTIONS, **tls,
                                              timeout_graceful_shutdown=math.ceil(self.config.drain_timeout)))
-        url = f"http://{self.config.bind_host}:{port}"
+        url = f"{'https' if tls else 'http'}://{self.config.bind_host}:{port}"
         self._claim_home(url)
         self.lease.renew()
         housekeeping: asyncio.Task[None] | None = None

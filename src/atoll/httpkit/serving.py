@@ -3,7 +3,10 @@ clients to a successor (a new agent version, a re-executed deployment server).""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from atoll.errors import ConfigError
 
 #: Seconds an idle keep-alive connection stays open. Above the idle lifetimes of common client pools
 #: (httpx 5 s, Node 5 s, aiohttp 15 s, Go 90 s), so it is the client that closes an idle connection:
@@ -16,6 +19,20 @@ UVICORN_OPTIONS: dict[str, Any] = {
     # client address rate limits are kept by. No forwarded header is trusted unless configured.
     "proxy_headers": False,
 }
+
+
+def tls_options(cert: Path | None, key: Path | None, *, where: str) -> dict[str, Any]:
+    """uvicorn's options for serving HTTPS with ``cert``/``key`` (PEM files), or none for plain HTTP.
+    A half-given pair or an unreadable file is a configuration error naming ``where`` (the file or
+    flags it came from), raised before anything listens, never a traceback from uvicorn later."""
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise ConfigError("tls_cert and tls_key go together: give both (PEM files) or neither", path=where)
+    for field, path in (("tls_cert", cert), ("tls_key", key)):
+        if not path.is_file():
+            raise ConfigError(f"{path} is not a readable file", path=where, field=field)
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 class DrainGate:

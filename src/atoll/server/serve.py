@@ -7,13 +7,14 @@ import asyncio
 import errno
 import logging
 import math
+from typing import Any
 
 from rich.console import Console
 
 from atoll.config import AgentConfig, env, load_agent_config
 from atoll.errors import AtollError, ConfigError
 from atoll.httpkit.bearer import fingerprint as key_fingerprint
-from atoll.httpkit.serving import UVICORN_OPTIONS
+from atoll.httpkit.serving import UVICORN_OPTIONS, tls_options
 from atoll.logs import setup_logging
 from atoll.net import bind_tcp, is_loopback
 from atoll.server.app import create_app
@@ -24,7 +25,7 @@ from atoll.server.supervised import AgentServing, inherited_socket, supervision_
 logger = logging.getLogger("atoll")
 
 
-def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: int) -> str:
+def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: int, scheme: str) -> str:
     """What ``atoll --server`` prints once the agent is up: what really connected, not what was asked."""
     shown_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)
     provider = runtime.provider
@@ -34,7 +35,7 @@ def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: i
     degraded = runtime.backend.error is not None or any(s.get("state") == "failed" for s in mcp.values())
     lines = [
         f"[{'DEGRADED' if degraded else 'OK'}] atoll agent server '{config.agent.name}' listening on "
-        f"http://{host}:{port}",
+        f"{scheme}://{host}:{port}",
         f"  Agent:    {config.agent.name} {config.agent.version}"
         + (f" ({config.source})" if config.source else " (built-in default agent)"),
         f"  LLM:      {provider.name} / {provider.model}{upstream}{reachable}",
@@ -42,7 +43,7 @@ def startup_block(config: AgentConfig, runtime: AgentRuntime, host: str, port: i
     ]
     if children:
         lines.append(f"  Agents:   {len(children)} sub-agent(s): {', '.join(children)}")
-    lines.append(f"  URL:      http://{shown_host}:{port}  (Ollama API, OpenAI API under /v1; "
+    lines.append(f"  URL:      {scheme}://{shown_host}:{port}  (Ollama API, OpenAI API under /v1; "
                  f"model name '{runtime.model_tag}')")
     keys = len(config.server.api_keys)
     lines.append(f"  Auth:     {keys} API key(s); clients send 'Authorization: Bearer <key>'" if keys
@@ -82,6 +83,18 @@ def _runtime(config: AgentConfig, args: argparse.Namespace, err: Console) -> Age
         return 1
 
 
+def _tls(config: AgentConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn's TLS options: ``--tls-cert/--tls-key`` if given, else ``[server] tls_cert/tls_key``.
+    None under the deployment server (``--fd``): its front door talks to agents over loopback."""
+    if args.tls_cert is not None or args.tls_key is not None:
+        return tls_options(args.tls_cert, args.tls_key, where="--tls-cert/--tls-key")
+    server = config.server
+    if args.fd is not None or (server.tls_cert is None and server.tls_key is None):
+        return {}
+    cert, key = (None if value is None else config.resolve_path(value) for value in (server.tls_cert, server.tls_key))
+    return tls_options(cert, key, where=f"{config.source or 'agent file'} [server]")
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the agent server with the arguments of ``atoll --server`` (see :mod:`atoll.commands.server`)."""
     setup_logging(args.log_level, args.log_format)
@@ -96,6 +109,12 @@ def serve(args: argparse.Namespace) -> int:
         runtime = _runtime(config, args, err)
         return runtime if isinstance(runtime, int) else _serve_mcp_stdio(config, runtime, err)
     supervision = supervision_of(args)
+    try:
+        tls = _tls(config, args)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 2
+    scheme = "https" if tls else "http"
     try:  # the port before the runtime: nothing (session store, clients) is opened for a port that is taken
         sock = inherited_socket(args.fd) if args.fd is not None else bind_tcp(args.host, args.port)
         if args.fd is not None:
@@ -109,12 +128,12 @@ def serve(args: argparse.Namespace) -> int:
         sock.close()
         return runtime
     out = Console(highlight=False, soft_wrap=True)
-    out.print(f"atoll agent server '{config.agent.name}' starting on http://{args.host}:{args.port} ...",
+    out.print(f"atoll agent server '{config.agent.name}' starting on {scheme}://{args.host}:{args.port} ...",
               markup=False)
     out.file.flush()
 
     def started() -> None:
-        out.print(startup_block(config, runtime, args.host, args.port), markup=False)
+        out.print(startup_block(config, runtime, args.host, args.port, scheme), markup=False)
         out.file.flush()  # before /health turns 200: whoever waits on it may read the block next
         if warning := tools_warning(runtime):
             logger.warning(warning)
@@ -123,7 +142,7 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn_config = {
         "log_level": args.log_level, "log_config": None, "access_log": False, "lifespan": "on",
         # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
-        "timeout_graceful_shutdown": math.ceil(config.server.drain_timeout), **UVICORN_OPTIONS,
+        "timeout_graceful_shutdown": math.ceil(config.server.drain_timeout), **UVICORN_OPTIONS, **tls,
     }
     serving = AgentServing(create_app(runtime), uvicorn_config, sock, supervision,
                            drain_timeout=config.server.drain_timeout,
