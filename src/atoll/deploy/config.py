@@ -99,6 +99,9 @@ class DeploymentConfig(BaseModel):
     sample_interval: float = Field(default=10.0, ge=1)
     #: Old versions kept per agent in .previous/, .failed/ and .deleted/ (with their sessions.db).
     keep_old_versions: int = Field(default=3, ge=0)
+    #: Let an uploaded package's requirements.txt carry pip options (other indexes, --find-links,
+    #: includes, editable installs, direct URLs and paths). Only this file can allow it.
+    allow_pip_options: bool = False
     #: Extra environment variable names passed to agents (on top of the built-in allow-list).
     pass_env: list[str] = Field(default_factory=list)
     #: Seconds an agent outlives its deployment server before it shuts down by itself, unless a

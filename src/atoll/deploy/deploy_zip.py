@@ -22,6 +22,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,8 @@ class Deployer:
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     #: Versions kept per agent in ``.previous/``, ``.failed/`` and ``.deleted/`` (``keep_old_versions``).
     keep_old_versions: int = KEEP_PREVIOUS
+    #: ``allow_pip_options`` from ``deployment_servers.json`` (never from an uploaded package).
+    allow_pip_options: bool = False
 
     async def deploy(self, data: bytes, *, name: str | None = None, force: bool = False) -> dict[str, Any]:
         if len(data) > self.limits.max_package_bytes:
@@ -121,7 +124,7 @@ class Deployer:
         if existing is not None and self.supervisor.checksums.get(spec.name) == checksum and not force:
             raise Conflict(f"Agent {spec.name} is already deployed with this checksum (use force=true)",
                            error_code="ALREADY_DEPLOYED")
-        await asyncio.to_thread(ensure_venv, self.venv_root, root)
+        await asyncio.to_thread(partial(ensure_venv, allow_pip_options=self.allow_pip_options), self.venv_root, root)
         target = existing.spec.folder if existing is not None else self.agents_dir / spec.name
         running = existing is not None and existing.state in (RUNNING, UNHEALTHY) and existing.proc is not None
         if existing is not None and not running:

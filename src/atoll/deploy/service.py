@@ -159,7 +159,8 @@ class DeploymentServer:
             checksum = read_checksum(spec.folder)
             if checksum:
                 supervisor.checksums[spec.name] = checksum
-        deployer = Deployer(supervisor, agents_dir, venv_root, keep_old_versions=config.keep_old_versions)
+        deployer = Deployer(supervisor, agents_dir, venv_root, keep_old_versions=config.keep_old_versions,
+                            allow_pip_options=config.allow_pip_options)
         sampler = Sampler(supervisor, client, agent_keys, interval=config.sample_interval)
         server = cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler,
                      listeners, StateFile(home / STATE_FILE_NAME), Lease(factory.lease), run_dir, factory,
