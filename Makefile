@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8100
-HOST   ?= 0.0.0.0
+HOST   ?= 127.0.0.1
 
 # The default native llama.cpp build crashes (SIGSEGV in the AMX kernel) on some x86 CPUs;
 # this portable build runs everywhere with AVX2.
