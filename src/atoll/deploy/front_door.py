@@ -1,7 +1,8 @@
 """The front door: the management port also speaks the Ollama and OpenAI APIs for every agent it knows.
 
 * Listings merge every running agent (and the remotes' agents): ``GET /api/tags``, ``GET /api/ps``,
-  ``GET /v1/models``. An agent that refuses the caller's credentials is left out.
+  ``GET /v1/models``. They are asked with this server's own credentials (its per-agent key, a
+  remote's ``api_key`` or none), never the caller's.
 * Requests naming a model go to the agent (or remote) serving it, and the answer (NDJSON, server-sent
   events or one JSON object) is relayed chunk by chunk: ``/api/chat``, ``/api/generate``,
   ``/api/show``, ``/api/embed``, ``/api/embeddings``, ``/api/pull``, ``/api/push``, ``/api/create``,
@@ -9,9 +10,11 @@
   ``/v1/embeddings`` and ``GET /v1/models/{model}``.
 * ``/agent/{name}/...`` reaches any path of one agent (see :mod:`atoll.deploy.passthrough`).
 
-Credentials pass through: the front door asks for no key of its own, and relays the caller's
-``Authorization`` header to the agent, whose ``[server] api_keys`` decide. A remote with an
-``api_key`` configured gets that key instead. The request id (``X-Request-ID``) goes along.
+Credentials pass through to one target only: the front door asks for no key of its own, and relays
+the caller's ``Authorization`` header to the one agent a request is routed to, whose ``[server]
+api_keys`` decide. A remote with an ``api_key`` configured gets that key instead. An unknown model
+name is looked up in the remotes' listings (asked with their own keys), never sent to them all. The
+request id (``X-Request-ID``) goes along.
 """
 
 from __future__ import annotations
@@ -28,14 +31,15 @@ from starlette.routing import Route
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import context_of
-from atoll.deploy.relay import caller_auth, error, forward, read_body
-from atoll.deploy.remote import HOP_HEADER, remote_models
+from atoll.deploy.relay import error, forward, read_body
+from atoll.deploy.remote import HOP_HEADER, LISTING_TIMEOUT, remote_models
 from atoll.deploy.runner import RUNNING, UNHEALTHY
 from atoll.httpkit.body import parse_json
 from atoll.model_names import model_key
 
 if TYPE_CHECKING:
     from atoll.deploy.context import DeployContext
+    from atoll.deploy.runner import AgentRunner
 
 #: POST routes relayed to the agent named by the body's ``model`` (or ``name``, or ``source``).
 ROUTED = ("/api/chat", "/api/generate", "/api/show", "/api/embed", "/api/embeddings", "/api/pull",
@@ -63,9 +67,8 @@ async def tags(request: Request) -> JSONResponse:
 async def ps(request: Request) -> JSONResponse:
     """The running agents as Ollama's loaded models (local ones: remotes have their own front door)."""
     ctx = context_of(request)
-    auth = caller_auth(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
-    listed = await asyncio.gather(*(_listing(ctx.client, r.port, "/api/ps", auth) for r in runners))
+    listed = await asyncio.gather(*(_listing(ctx, r, "/api/ps") for r in runners))
     return JSONResponse({"models": [m for group in listed if group for m in group]})
 
 
@@ -87,13 +90,12 @@ async def _all_models(request: Request) -> list[dict[str, Any]]:
     """Every running local agent's ``/api/tags`` entries, then the remotes' (first name wins)."""
     ctx = context_of(request)
     runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
-    auth = caller_auth(request)
-    local = await asyncio.gather(*(_listing(ctx.client, r.port, "/api/tags", auth) for r in runners))
+    local = await asyncio.gather(*(_listing(ctx, r, "/api/tags") for r in runners))
     models = [m for name, group in zip((r.spec.name for r in runners), local, strict=True)
               for m in (_placeholder(name) if group is None else group)]
     if HOP_HEADER not in request.headers:
         seen = {model_key(str(m.get("name", ""))) for m in models}
-        for remote_cfg, listed in await _remote_listing(ctx, auth):
+        for remote_cfg, listed in await _remote_listing(ctx):
             for model in listed:
                 key = model_key(str(model.get("name", "")))
                 if key and key not in seen:
@@ -103,13 +105,12 @@ async def _all_models(request: Request) -> list[dict[str, Any]]:
     return models
 
 
-async def _listing(client: httpx.AsyncClient, port: int, path: str, auth: str | None
-                   ) -> list[dict[str, Any]] | None:
-    """An agent's ``{"models": [...]}`` answer at ``path``: [] when it refuses these credentials,
-    None when it could not be asked."""
+async def _listing(ctx: DeployContext, runner: AgentRunner, path: str) -> list[dict[str, Any]] | None:
+    """An agent's ``{"models": [...]}`` answer at ``path``, asked with this server's own key for it
+    (never a caller's): [] when it refuses, None when it could not be asked."""
     try:
-        response = await client.get(f"http://127.0.0.1:{port}{path}", timeout=2.0,
-                                    headers={"Authorization": auth} if auth else None)
+        response = await ctx.client.get(f"http://127.0.0.1:{runner.port}{path}", timeout=LISTING_TIMEOUT,
+                                        headers=ctx.agent_keys.headers(runner.spec.name))
         if response.status_code in REFUSED:
             return []
         response.raise_for_status()
@@ -125,10 +126,10 @@ def _placeholder(name: str) -> list[dict[str, Any]]:
              "digest": "", "details": {}}]
 
 
-async def _remote_listing(ctx: DeployContext, auth: str | None
-                          ) -> list[tuple[RemoteServer, list[dict[str, Any]]]]:
+async def _remote_listing(ctx: DeployContext) -> list[tuple[RemoteServer, list[dict[str, Any]]]]:
+    """Every enabled remote's models, each asked with its own ``api_key`` (or none)."""
     remotes = [r for r in ctx.config.remote_servers if r.enabled]
-    listed = await asyncio.gather(*(remote_models(ctx.client, r, auth) for r in remotes))
+    listed = await asyncio.gather(*(remote_models(ctx.client, r) for r in remotes))
     return list(zip(remotes, listed, strict=True))
 
 
@@ -155,7 +156,7 @@ async def target(request: Request, model: str) -> str | RemoteServer | Response:
     if HOP_HEADER in request.headers:
         return error(request, 404, f"model '{model}' not found")
     if name not in ctx.remote_index:
-        for remote_cfg, listed in await _remote_listing(ctx, caller_auth(request)):
+        for remote_cfg, listed in await _remote_listing(ctx):
             for entry in listed:
                 ctx.remote_index[model_key(str(entry.get("name", "")))] = remote_cfg
     remote = ctx.remote_index.get(name)

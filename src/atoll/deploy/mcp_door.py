@@ -1,10 +1,10 @@
 """The front door's ``/mcp``: one MCP tool per running agent, local and remote.
 
 Each agent is itself an MCP server (its own ``/mcp``); the front door lists their tools (only
-the agents' own tool, named after the agent) and relays calls to them with the caller's own
-``Authorization`` (a remote with an ``api_key`` gets that key), passing progress notifications
-back as they come. An agent that refuses the caller's credentials is left out of the list, as
-``/api/tags`` leaves it out. Imported on the first ``/mcp`` request only (it loads the MCP SDK).
+the agents' own tool, named after the agent) with its own credentials (its per-agent key, a
+remote's ``api_key`` or none), as ``/api/tags`` lists them, and relays a call to the one agent it
+names with the caller's own ``Authorization`` (a remote with an ``api_key`` gets that key),
+passing progress notifications back as they come. Imported on the first ``/mcp`` request only (it loads the MCP SDK).
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ class FleetMcp:
                                           "deployment server, one tool each.",
                                           on_list_tools=self.list_tools, on_call_tool=self.call_tool)
 
-    def _headers(self, ctx: ServerRequestContext[Any], remote: RemoteServer | None) -> dict[str, str]:
+    def _headers(self, ctx: ServerRequestContext[Any], remote: RemoteServer | None, auth: str | None
+                 ) -> dict[str, str]:
         request = ctx.request if isinstance(ctx.request, Request) else None
-        auth = request.headers.get("authorization") if request is not None else None
         headers = {"X-Request-ID": request.scope.get("state", {}).get("request_id", "")} if request else {}
         if remote is not None:
             headers[HOP_HEADER] = "1"
@@ -70,22 +70,30 @@ class FleetMcp:
             headers["Authorization"] = auth
         return {k: v for k, v in headers.items() if v}
 
-    async def _targets(self, ctx: ServerRequestContext[Any]) -> list[Target]:
-        local = [Target(r.spec.name, f"http://127.0.0.1:{r.port}/mcp", self._headers(ctx, None))
-                 for r in self.ctx.supervisor.runners.values() if r.state == RUNNING]
+    async def _targets(self, ctx: ServerRequestContext[Any], caller: bool) -> list[Target]:
+        """Every running agent, local then remote. With ``caller`` (a call to one of them) the
+        headers carry the caller's ``Authorization``; otherwise (the listing) this server's own
+        credentials only."""
         request = ctx.request if isinstance(ctx.request, Request) else None
+        auth = request.headers.get("authorization") if caller and request is not None else None
+
+        def local_auth(name: str) -> str | None:
+            return auth if caller else self.ctx.agent_keys.headers(name)["Authorization"]
+
+        local = [Target(r.spec.name, f"http://127.0.0.1:{r.port}/mcp",
+                        self._headers(ctx, None, local_auth(r.spec.name)))
+                 for r in self.ctx.supervisor.runners.values() if r.state == RUNNING]
         if request is not None and HOP_HEADER in request.headers:
             return local
         seen = {model_key(t.name) for t in local}
-        auth = request.headers.get("authorization") if request is not None else None
         remotes = [r for r in self.ctx.config.remote_servers if r.enabled]
-        listings = await asyncio.gather(*(remote_models(self.ctx.client, r, auth) for r in remotes))
+        listings = await asyncio.gather(*(remote_models(self.ctx.client, r) for r in remotes))
         for remote, listed in zip(remotes, listings, strict=True):
             for model in listed:
                 name = model_key(str(model.get("name", "")))
                 if name and name not in seen:
                     seen.add(name)
-                    local.append(Target(name, remote.url.rstrip("/") + "/mcp", self._headers(ctx, remote)))
+                    local.append(Target(name, remote.url.rstrip("/") + "/mcp", self._headers(ctx, remote, auth)))
         return local
 
     async def _agent_tool(self, target: Target) -> tuple[Target, types.Tool | None]:
@@ -100,12 +108,12 @@ class FleetMcp:
 
     async def list_tools(self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None,
                          ) -> types.ListToolsResult:
-        found = await asyncio.gather(*(self._agent_tool(t) for t in await self._targets(ctx)))
+        found = await asyncio.gather(*(self._agent_tool(t) for t in await self._targets(ctx, caller=False)))
         return types.ListToolsResult(tools=[tool for _, tool in found if tool is not None])
 
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams,
                         ) -> types.CallToolResult:
-        target = next((t for t in await self._targets(ctx) if _is_tool_of(t.name, params.name)), None)
+        target = next((t for t in await self._targets(ctx, caller=True) if _is_tool_of(t.name, params.name)), None)
         if target is None:
             return _error(f"no running agent offers the tool {params.name!r}")
 

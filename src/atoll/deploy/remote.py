@@ -14,6 +14,8 @@ RUNNING, NOT_RUNNING, DISABLED, ERROR = "running", "not_running", "disabled", "e
 #: Sent on calls to other deployment servers' front doors so two servers listing each other as
 #: remotes do not ask each other forever.
 HOP_HEADER = "X-Atoll-Front-Door-Hop"
+#: Listings and health checks give up on an agent or remote that does not answer within this.
+LISTING_TIMEOUT = 2.0
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _base(remote: RemoteServer, **extra: Any) -> dict[str, Any]:
             "description": remote.description, **extra}
 
 
-async def check_remote(client: httpx.AsyncClient, remote: RemoteServer, timeout: float = 2.0
+async def check_remote(client: httpx.AsyncClient, remote: RemoteServer, timeout: float = LISTING_TIMEOUT
                        ) -> RemoteStatus:
     if not remote.enabled:
         return RemoteStatus(**_base(remote, state=DISABLED))
@@ -75,13 +77,13 @@ async def check_all(client: httpx.AsyncClient, remotes: list[RemoteServer]) -> l
     return list(await asyncio.gather(*(check_remote(client, r) for r in remotes)))
 
 
-async def remote_models(client: httpx.AsyncClient, remote: RemoteServer, caller_auth: str | None = None,
-                        timeout: float = 2.0) -> list[dict[str, Any]]:
-    """The models a remote front door lists (its local agents only); [] when it cannot be asked."""
+async def remote_models(client: httpx.AsyncClient, remote: RemoteServer, timeout: float = LISTING_TIMEOUT
+                        ) -> list[dict[str, Any]]:
+    """The models a remote front door lists (its local agents only), asked with the remote's own
+    ``api_key`` or no credentials (never a caller's); [] when it cannot be asked."""
     headers = {HOP_HEADER: "1"}
-    auth = front_door_auth(remote, caller_auth)
-    if auth:
-        headers["Authorization"] = auth
+    if remote.api_key:
+        headers["Authorization"] = f"Bearer {remote.api_key}"
     try:
         response = await client.get(f"{remote.url}/api/tags", headers=headers, timeout=timeout)
         response.raise_for_status()
