@@ -15,10 +15,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from atoll.deploy import api, front_door, passthrough
+from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.middleware import ManagementGuard
 from atoll.deploy.relay import MAX_ROUTED_BODY
+from atoll.deploy.remote import verify_for
 from atoll.deploy.ui import api as dashboard_api
 from atoll.deploy.ui import pages
 from atoll.httpkit import FrontMiddleware, RouteTemplates
@@ -68,7 +70,11 @@ def create_app(ctx: DeployContext) -> Starlette:
     return app
 
 
-def make_client() -> httpx.AsyncClient:
+def make_client(remotes: list[RemoteServer]) -> httpx.AsyncClient:
+    """One client for agents and remotes; an HTTPS remote with a ``ca_bundle`` gets a transport of
+    its own that trusts that bundle (others verify against the system's CAs)."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=40)
+    mounts = {r.url: httpx.AsyncHTTPTransport(verify=verify_for(r), trust_env=False, limits=limits)
+              for r in remotes if r.tls and r.ca_bundle is not None}
     # trust_env=False: agents and remotes are addressed directly, never through a proxy.
-    return httpx.AsyncClient(timeout=PROXY_TIMEOUT, trust_env=False,
-                             limits=httpx.Limits(max_connections=200, max_keepalive_connections=40))
+    return httpx.AsyncClient(timeout=PROXY_TIMEOUT, trust_env=False, limits=limits, mounts=mounts)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from atoll.config import ENV_VARS, atoll_home, describe_errors, expand_vars, read_document
 from atoll.errors import ConfigError
@@ -53,11 +54,36 @@ class RemoteServer(BaseModel):
     #: ``agent``: a single agent server (``atoll server``, as ``atoll export k8s`` lists each agent's
     #: Service), which has no management API and serves ``/agent/{name}/...`` at its root.
     kind: Literal["deployment", "agent"] = "deployment"
+    #: HTTPS with certificate verification (also chosen by writing ``host`` as ``https://...``).
+    tls: bool = False
+    #: PEM file of the CAs trusted for this remote instead of the system's (relative to the config
+    #: file); needs ``tls``.
+    ca_bundle: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _host_as_url(cls, data: Any) -> Any:
+        """``host`` may be a URL: ``https://lab.example:8443`` sets ``host``, ``port`` and ``tls``."""
+        if not (isinstance(data, dict) and isinstance(data.get("host"), str) and "://" in data["host"]):
+            return data
+        parts = urlsplit(data["host"])
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.username:
+            raise ValueError("host: write a host name or address, or an http:// or https:// URL "
+                             "with no path, query or user")
+        port = parts.port or data.get("port") or (443 if parts.scheme == "https" else 80)
+        return {**data, "host": parts.hostname, "port": port, "tls": parts.scheme == "https"}
+
+    @model_validator(mode="after")
+    def _bundle_needs_tls(self) -> RemoteServer:
+        if self.ca_bundle is not None and not self.tls:
+            raise ValueError("ca_bundle needs tls = true (or an https:// host)")
+        return self
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 class DeploymentConfig(BaseModel):
@@ -154,7 +180,25 @@ def load_deployment_config(path: Path | None = None) -> DeploymentConfig:
         raise ConfigError(describe_errors(exc), path=str(path)) from exc
     for key in config.model_extra or {}:
         logger.warning("%s: unknown key %s ignored", path, key)
-    return with_env_overrides(config)
+    return with_env_overrides(_files_beside(config, path))
+
+
+def _files_beside(config: DeploymentConfig, path: Path) -> DeploymentConfig:
+    """Relative file names in the config (TLS files, CA bundles) are relative to the config file;
+    a CA bundle that is not there is an error naming its field."""
+    def beside(value: Path | None) -> Path | None:
+        return None if value is None or value.is_absolute() else path.parent / value.expanduser()
+
+    remotes = []
+    for index, remote in enumerate(config.remote_servers):
+        bundle = beside(remote.ca_bundle) or remote.ca_bundle
+        if bundle is not None and not bundle.is_file():
+            raise ConfigError(f"{bundle} is not a readable file", path=str(path),
+                              field=f"remote_servers.{index}.ca_bundle")
+        remotes.append(remote.model_copy(update={"ca_bundle": bundle}))
+    return config.model_copy(update={"remote_servers": remotes,
+                                     "tls_cert": beside(config.tls_cert) or config.tls_cert,
+                                     "tls_key": beside(config.tls_key) or config.tls_key})
 
 
 def with_env_overrides(config: DeploymentConfig) -> DeploymentConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from starlette.requests import Request
 
 from atoll._version import __version__
 from atoll.deploy.config import RemoteServer
-from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models
+from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models, verify_for
 from atoll.deploy.runner import RUNNING
 from atoll.model_names import model_key
 
@@ -42,12 +43,13 @@ LIST_TIMEOUT_S = 5.0
 class Target:
     """Where one agent's MCP server is, and the headers to reach it with."""
 
-    def __init__(self, name: str, url: str, headers: dict[str, str]) -> None:
-        self.name, self.url, self.headers = name, url, headers
+    def __init__(self, name: str, url: str, headers: dict[str, str], verify: ssl.SSLContext | bool = True) -> None:
+        self.name, self.url, self.headers, self.verify = name, url, headers, verify
 
     @asynccontextmanager
     async def client(self, timeout: float | None = None) -> AsyncIterator[Client]:
-        http = httpx2.AsyncClient(headers=self.headers, timeout=httpx2.Timeout(30, read=timeout), trust_env=False)
+        http = httpx2.AsyncClient(headers=self.headers, timeout=httpx2.Timeout(30, read=timeout), trust_env=False,
+                                  verify=self.verify)
         async with http, Client(streamable_http_client(self.url, http_client=http)) as client:
             yield client
 
@@ -93,7 +95,8 @@ class FleetMcp:
                 name = model_key(str(model.get("name", "")))
                 if name and name not in seen:
                     seen.add(name)
-                    local.append(Target(name, remote.url.rstrip("/") + "/mcp", self._headers(ctx, remote, auth)))
+                    local.append(Target(name, remote.url.rstrip("/") + "/mcp", self._headers(ctx, remote, auth),
+                                        verify_for(remote)))
         return local
 
     async def _agent_tool(self, target: Target) -> tuple[Target, types.Tool | None]:

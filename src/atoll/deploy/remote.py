@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +32,19 @@ class RemoteStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def verify_for(remote: RemoteServer) -> ssl.SSLContext | bool:
+    """How a remote's certificate is checked: against its ``ca_bundle`` alone when set, else the
+    system's CAs (never not at all)."""
+    return ssl.create_default_context(cafile=str(remote.ca_bundle)) if remote.ca_bundle else True
+
+
+def plain_http_warnings(remotes: list[RemoteServer]) -> list[str]:
+    """Remotes whose credentials would cross the network in clear text."""
+    return [f"remote '{r.name}' ({r.url}) has credentials (api_key/admin_token) but is plain HTTP: anyone on "
+            "the path can read them; use an https:// host (and ca_bundle for a private CA)"
+            for r in remotes if r.enabled and not r.tls and (r.api_key or r.admin_token)]
 
 
 def front_door_auth(remote: RemoteServer, caller: str | None) -> str | None:

@@ -37,6 +37,7 @@ from atoll.deploy.logs import log_paths, rotate, tail
 from atoll.deploy.policy import BackoffPolicy, Timeouts
 from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import CommandFor, Launch, ProcessFactory, agent_command
+from atoll.deploy.remote import plain_http_warnings
 from atoll.deploy.runner import FAILED, STOPPED, AgentRunner, RunnerDeps
 from atoll.deploy.state import Lease, StateFile, folder_checksum, other_live_server, read_records, read_state
 from atoll.deploy.supervisor import Supervisor, SupervisorSettings
@@ -129,7 +130,9 @@ class DeploymentServer:
             config = config.model_copy(update={"admin_token": ensure_admin_token(home)})
             token_file = admin_token_path(home)
         logs_dir, venv_root, run_dir = home / "logs", home / "venvs", home / "run"
-        client = make_client()
+        client = make_client(config.remote_servers)
+        for warning in plain_http_warnings(config.remote_servers):
+            logger.warning(warning)
         agent_keys, feed = AgentKeys(run_dir / "agent_keys.json"), StateFeed()
         listeners = Listeners()
         listeners.adopt_inherited(inherited or {})
