@@ -7,6 +7,8 @@ that key instead), the request id goes along, hop-by-hop headers do not.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 from collections.abc import AsyncIterator
@@ -77,23 +79,45 @@ def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str,
 async def forward(request: Request, url: str, body: bytes, remote: RemoteServer | None, what: str,
                   extra_headers: dict[str, str] | None = None) -> Response:
     """Send ``request`` (method, query, headers, ``body``) to ``url`` and stream the answer back;
-    502 naming ``what`` when the target cannot be reached."""
+    502 naming ``what`` when the target cannot be reached. No read timeout (a generation takes
+    what it takes), but a caller that goes away before the answer starts ends the wait, and one
+    that leaves mid-stream ends the relay (Starlette cancels the stream)."""
     client = context_of(request).client
     headers = upstream_headers(request, remote) | (extra_headers or {})
     upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
                                     headers=headers)
-    try:
+    async def send() -> httpx.Response:
         try:
-            response = await client.send(upstream, stream=True)
+            return await client.send(upstream, stream=True)
         except httpx.RemoteProtocolError:
             # A pooled keep-alive connection closed by the agent as we reused it (a version that
             # drains after a redeploy): nothing was answered, so send once more on a fresh one.
-            response = await client.send(upstream, stream=True)
+            return await client.send(upstream, stream=True)
+
+    sending, gone = asyncio.ensure_future(send()), asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait({sending, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not sending.done():  # the caller left before the target answered: stop waiting for it
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await sending
+        return Response(status_code=499)
+    try:
+        response = sending.result()
     except httpx.HTTPError as exc:
         return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
     relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
     return StreamingResponse(_relay(response), status_code=response.status_code, headers=relayed,
                              background=BackgroundTask(response.aclose))
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns once the caller has disconnected (the body is read by then, so the next ASGI
+    message is the disconnect). Starlette does not notice it for a handler still waiting."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
