@@ -16,6 +16,7 @@ tool result(s)                  ``Tool results: name=content; ...`` (what the to
 ``/count N``                    N words ``w1 w2 ...``
 ``/system``                     the system messages, joined with `` | ``
 ``/history``                    ``role:content`` of every message, joined with `` | ``
+``/options``                    the generation options the provider got, as one JSON word
 anything else                   ``You said: <text>``, word by word
 ==============================  ========================================================
 
@@ -26,6 +27,7 @@ the reply with ``done_reason`` ``length``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import math
@@ -111,6 +113,9 @@ class ScriptedProvider:
             words = [f"w{i + 1}" for i in range(int(text.split()[1]))]
         elif text == "/system":
             words = " | ".join(m.content for m in request.messages if m.role == "system").split(" ")
+        elif text == "/options":
+            shown = {k: v for k, v in dataclasses.asdict(request.options).items() if v not in (None, {})}
+            words = [json.dumps(shown, sort_keys=True)]
         elif text == "/history":
             words = " | ".join(f"{m.role}:{m.content}" for m in request.messages).split(" ")
         else:

@@ -25,6 +25,7 @@ from atoll.agent.events import (
     ToolFinished,
     ToolStarted,
 )
+from atoll.agent.limits import OptionLimits
 from atoll.agent.textcalls import TRIGGERS, find_text_calls, hold_from
 from atoll.messages import (
     DoneReason,
@@ -146,11 +147,13 @@ class AgentRunner:
         max_repeated_calls: int = 3,
         max_tool_result_chars: int = 20_000,
         approvals: Approvals | None = None,
+        limits: OptionLimits | None = None,
     ) -> None:
         self.provider = provider
         self.toolbox = toolbox
         self.system_prompt = system_prompt
         self.defaults = defaults
+        self.limits = limits or OptionLimits()
         self.max_iterations = max_iterations
         self.tool_timeout = tool_timeout
         self.max_repeated_calls = max_repeated_calls
@@ -174,7 +177,8 @@ class AgentRunner:
         transcript = self._prompt(drop_questions(request.messages))
         added: list[Message] = []
         usage = Usage()
-        options = request.options.merged_over(self.defaults)
+        options = self.limits.apply(request.options.merged_over(self.defaults),
+                                    self.provider.profile.context_length)
         budget = self._budget(options)
         repeats: Counter[str] = Counter()
         found = None

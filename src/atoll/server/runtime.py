@@ -11,6 +11,7 @@ from typing import Literal
 
 from atoll.agent.approvals import ApprovalRules, Approvals
 from atoll.agent.events import AgentEvent
+from atoll.agent.limits import OptionLimits
 from atoll.agent.loop import AgentRunner
 from atoll.config import AgentConfig
 from atoll.errors import ModelNotFound, NotReady, RequestError
@@ -85,6 +86,7 @@ class AgentRuntime:
             max_repeated_calls=config.agent.max_repeated_calls,
             max_tool_result_chars=config.agent.max_tool_result_chars,
             approvals=self.approvals,
+            limits=OptionLimits(max_tokens=llm.max_tokens, context_length=llm.context_length),
         )
         self.backend = BackendCheck(self.provider.base_url)
         #: Called once the provider and the tools are up, before the agent reports healthy
