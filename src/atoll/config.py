@@ -295,6 +295,9 @@ class ServerSection(_Section):
     #: whose front door reaches its agents over loopback (it serves TLS itself).
     tls_cert: str | None = None
     tls_key: str | None = None
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` name the client (addresses or networks; ``*``
+    #: any). None by default: a bare forwarded header is never believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("session_url")
     @classmethod

@@ -24,6 +24,9 @@ from atoll.deploy.errors import BodyTooLarge, limited
 from atoll.deploy.remote import HOP_HEADER, front_door_auth
 from atoll.httpkit import bearer_token
 
+#: Headers only the front door sets (see ``_client_headers``); a caller's own are dropped.
+CLIENT_HEADERS = ("x-atoll-client", "x-atoll-front-door-key")
+
 #: Headers that belong to one hop of the connection and are not relayed.
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
               "proxy-connection", "te", "trailer"}
@@ -65,7 +68,7 @@ def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str,
     """The caller's headers minus hop-by-hop ones, with the request id, and for a remote its key
     and the hop mark (a remote front door must not forward again)."""
     headers = {k: v for k, v in request.headers.items()
-               if k.lower() not in HOP_BY_HOP and k.lower() not in ("x-request-id", "authorization")}
+               if k.lower() not in HOP_BY_HOP and k.lower() not in ("x-request-id", "authorization", *CLIENT_HEADERS)}
     headers["X-Request-ID"] = request.scope.get("state", {}).get("request_id", "")
     auth = caller_auth(request)
     if remote is not None:
@@ -76,6 +79,19 @@ def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str,
     return {k: v for k, v in headers.items() if v}
 
 
+def _client_headers(request: Request, url: str) -> dict[str, str]:
+    """For an agent this server spawned (found by its port; local targets are always
+    ``http://127.0.0.1:<port>``): the caller's address, proven by the agent's own secret, so the
+    agent's per-client rate limits see callers, not the front door's 127.0.0.1."""
+    ctx = context_of(request)
+    port = httpx.URL(url).port
+    runner = next((r for r in ctx.supervisor.runners.values() if r.port == port), None)
+    peer = request.client.host if request.client else None
+    if runner is None or not peer:
+        return {}
+    return {"X-Atoll-Client": peer, "X-Atoll-Front-Door-Key": ctx.agent_keys.key_for(runner.spec.name)}
+
+
 async def forward(request: Request, url: str, body: bytes, remote: RemoteServer | None, what: str,
                   extra_headers: dict[str, str] | None = None) -> Response:
     """Send ``request`` (method, query, headers, ``body``) to ``url`` and stream the answer back;
@@ -84,6 +100,8 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
     that leaves mid-stream ends the relay (Starlette cancels the stream)."""
     client = context_of(request).client
     headers = upstream_headers(request, remote) | (extra_headers or {})
+    if remote is None:
+        headers |= _client_headers(request, url)
     upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
                                     headers=headers)
     async def send() -> httpx.Response:

@@ -12,6 +12,9 @@ exchange bounded by ``request_timeout`` (504, or a last error line once a stream
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +45,9 @@ GENERATION_PATHS = frozenset({"/api/chat", "/api/generate", "/v1/chat/completion
 #: Not counted against the per-minute limit, so probes and scrapers never lock a client out.
 UNMETERED_PATHS = PUBLIC_PATHS | {"/metrics"}
 MAX_BODY_SETTING = "server.max_body_bytes"
+#: Set by the deployment server's front door on requests it relays to an agent it spawned: the
+#: caller's address, and the agent's own secret proving the header comes from the front door.
+FRONT_DOOR_CLIENT, FRONT_DOOR_PROOF = b"x-atoll-client", b"x-atoll-front-door-key"
 #: What a client over the concurrency limit is told to wait before retrying.
 CONCURRENCY_RETRY_AFTER_S = 1.0
 
@@ -173,6 +179,9 @@ class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: ServerSection) -> None:
         self.app = app
         self.keys = ApiKeys(settings.api_keys, env("ATOLL_DEPLOY_AGENT_KEY"))
+        #: The secret the deployment server handed this agent at spawn: a client address from the
+        #: front door (``X-Atoll-Client``) counts only with it (``X-Atoll-Front-Door-Key``).
+        self.front_door_key = env("ATOLL_DEPLOY_AGENT_KEY")
         self.rate = RequestRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_window_s) \
             if settings.rate_limit_per_minute else None
         self.concurrency = ConcurrencyLimiter(settings.max_concurrent_generations) \
@@ -201,7 +210,7 @@ class SecurityMiddleware:
     def _admit(self, scope: Scope) -> str:
         """Authenticate and meter the request; the client's identity for the limits."""
         path: str = scope["path"]
-        client = _address(scope)
+        client = self._client_address(scope)
         if self.keys.enabled and path not in PUBLIC_PATHS and scope["method"] != "OPTIONS":
             owner = self.keys.owner(header(scope, b"authorization"))
             scope.setdefault("state", {})["key_owner"] = owner
@@ -211,6 +220,18 @@ class SecurityMiddleware:
         if declared_too_large(scope, self.max_body):
             raise PayloadTooLarge(too_large_message(self.max_body, MAX_BODY_SETTING))
         return client
+
+    def _client_address(self, scope: Scope) -> str:
+        """The caller's address: the front door's ``X-Atoll-Client`` when it proves itself with this
+        agent's secret (any local user could send a bare header), else the connection's peer."""
+        forwarded, proof = header(scope, FRONT_DOOR_CLIENT), header(scope, FRONT_DOOR_PROOF)
+        if forwarded and proof and self.front_door_key \
+                and hmac.compare_digest(proof.encode(), self.front_door_key.encode()):
+            with contextlib.suppress(ValueError):
+                address = str(ipaddress.ip_address(forwarded.strip()))
+                scope["client"] = (address, 0)  # the access line names the real caller too
+                return address
+        return _address(scope)
 
     async def _run(self, exchange: _Exchange, receive: Receive) -> None:
         deadline = asyncio.timeout(self.timeout)

@@ -144,6 +144,8 @@ def serve(args: argparse.Namespace) -> int:
         # whole seconds (uvicorn's type), rounded up; never None, which would mean "wait forever"
         "timeout_graceful_shutdown": math.ceil(config.server.drain_timeout), **UVICORN_OPTIONS, **tls,
     }
+    if config.server.trusted_proxies:  # uvicorn then takes the client from their X-Forwarded-For
+        uvicorn_config.update(proxy_headers=True, forwarded_allow_ips=config.server.trusted_proxies)
     serving = AgentServing(create_app(runtime), uvicorn_config, sock, supervision,
                            drain_timeout=config.server.drain_timeout,
                            ready=lambda: runtime.state == "healthy")
