@@ -104,6 +104,7 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
         headers |= _client_headers(request, url)
     upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
                                     headers=headers)
+
     async def send() -> httpx.Response:
         try:
             return await client.send(upstream, stream=True)
