@@ -124,7 +124,7 @@ async def deploy_agent(request: Request) -> JSONResponse:
 
 async def remote(request: Request) -> JSONResponse:
     ctx = context_of(request)
-    statuses = await check_all(ctx.client, ctx.config.remote_servers)
+    statuses = await check_all(ctx.probes, ctx.config.remote_servers)
     return JSONResponse({"remote_servers": [s.to_dict() for s in statuses]})
 
 

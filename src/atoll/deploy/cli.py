@@ -115,7 +115,7 @@ async def _print_block(server: DeploymentServer, url: str) -> None:
     from atoll.deploy.remote import check_all
 
     sup = server.supervisor
-    remotes = await check_all(server.client, server.config.remote_servers)
+    remotes = await check_all(server.probes, server.config.remote_servers)
     problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
     lines = startup_block(server.config.display_host, sup.statuses(), problems, remotes, url,
                           str(server.agents_dir))

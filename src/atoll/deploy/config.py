@@ -95,6 +95,8 @@ class DeploymentConfig(BaseModel):
     api_port: int = Field(default=8080, gt=0, lt=65536)
     base_port: int = Field(default=8100, gt=0, lt=65536)
     max_agents: int = Field(default=50, gt=0)
+    #: Requests the front door relays to one agent at a time (streams included); past it, 429.
+    max_relays_per_agent: int = Field(default=128, gt=0)
     health_check_interval: float = Field(default=10.0, gt=0)
     restart_on_failure: bool = True
     #: Restarts allowed within ``restart_window`` seconds before the agent is marked failed.

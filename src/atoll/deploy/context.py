@@ -13,6 +13,7 @@ from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.config import DeploymentConfig, RemoteServer
 from atoll.deploy.deploy_zip import Deployer
 from atoll.deploy.middleware import AdminToken, RequestStats
+from atoll.deploy.relay_slots import RelaySlots
 from atoll.deploy.supervisor import Supervisor
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
@@ -31,11 +32,14 @@ class DeployContext:
     client: httpx.AsyncClient
     sampler: Sampler
     agent_keys: AgentKeys
+    #: Probes, listings and management calls: not the relays' pool (``client``).
+    probes: httpx.AsyncClient
     feed: StateFeed = field(default_factory=StateFeed)
     dashboard: DashboardSessions = field(default_factory=DashboardSessions)
     #: Model name -> the remote whose front door listed it.
     remote_index: dict[str, RemoteServer] = field(default_factory=dict)
     stats: RequestStats = field(default_factory=RequestStats)
+    relays: RelaySlots = field(default_factory=RelaySlots)
     started: float = field(default_factory=time.monotonic)
 
     @property

@@ -109,7 +109,7 @@ async def _listing(ctx: DeployContext, runner: AgentRunner, path: str) -> list[d
     """An agent's ``{"models": [...]}`` answer at ``path``, asked with this server's own key for it
     (never a caller's): [] when it refuses, None when it could not be asked."""
     try:
-        response = await ctx.client.get(f"http://127.0.0.1:{runner.port}{path}", timeout=LISTING_TIMEOUT,
+        response = await ctx.probes.get(f"http://127.0.0.1:{runner.port}{path}", timeout=LISTING_TIMEOUT,
                                         headers=ctx.agent_keys.headers(runner.spec.name))
         if response.status_code in REFUSED:
             return []
@@ -129,7 +129,7 @@ def _placeholder(name: str) -> list[dict[str, Any]]:
 async def _remote_listing(ctx: DeployContext) -> list[tuple[RemoteServer, list[dict[str, Any]]]]:
     """Every enabled remote's models, each asked with its own ``api_key`` (or none)."""
     remotes = [r for r in ctx.config.remote_servers if r.enabled]
-    listed = await asyncio.gather(*(remote_models(ctx.client, r) for r in remotes))
+    listed = await asyncio.gather(*(remote_models(ctx.probes, r) for r in remotes))
     return list(zip(remotes, listed, strict=True))
 
 

@@ -89,7 +89,7 @@ class FleetMcp:
             return local
         seen = {model_key(t.name) for t in local}
         remotes = [r for r in self.ctx.config.remote_servers if r.enabled]
-        listings = await asyncio.gather(*(remote_models(self.ctx.client, r) for r in remotes))
+        listings = await asyncio.gather(*(remote_models(self.ctx.probes, r) for r in remotes))
         for remote, listed in zip(remotes, listings, strict=True):
             for model in listed:
                 name = model_key(str(model.get("name", "")))

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from starlette.background import BackgroundTask
@@ -23,6 +23,7 @@ from atoll.deploy.context import context_of
 from atoll.deploy.errors import BodyTooLarge, limited
 from atoll.deploy.remote import HOP_HEADER, front_door_auth
 from atoll.httpkit import bearer_token
+from atoll.model_names import model_key
 
 #: Headers only the front door sets (see ``_client_headers``); a caller's own are dropped.
 CLIENT_HEADERS = ("x-atoll-client", "x-atoll-front-door-key")
@@ -98,7 +99,26 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
     502 naming ``what`` when the target cannot be reached. No read timeout (a generation takes
     what it takes), but a caller that goes away before the answer starts ends the wait, and one
     that leaves mid-stream ends the relay (Starlette cancels the stream)."""
-    client = context_of(request).client
+    ctx = context_of(request)
+    agent = model_key(str(request.scope.get("state", {}).get("model", url)))
+    release = ctx.relays.take(agent, ctx.config.max_relays_per_agent)
+    if release is None:
+        busy = error(request, 429, f"{what} has {ctx.config.max_relays_per_agent} requests open through the "
+                     "front door already (max_relays_per_agent): retry shortly")
+        busy.headers["Retry-After"] = "1"
+        return busy
+    try:
+        response = await _forward(request, ctx.client, url, body, remote, what, extra_headers, release)
+    except BaseException:
+        release()
+        raise
+    if not isinstance(response, StreamingResponse):
+        release()
+    return response
+
+
+async def _forward(request: Request, client: httpx.AsyncClient, url: str, body: bytes, remote: RemoteServer | None,
+                   what: str, extra_headers: dict[str, str] | None, release: Callable[[], None]) -> Response:
     headers = upstream_headers(request, remote) | (extra_headers or {})
     if remote is None:
         headers |= _client_headers(request, url)
@@ -128,8 +148,12 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
     except httpx.HTTPError as exc:
         return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
     relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-    return StreamingResponse(_relay(response), status_code=response.status_code, headers=relayed,
-                             background=BackgroundTask(response.aclose))
+    async def done() -> None:
+        release()
+        await response.aclose()
+
+    return StreamingResponse(_relay(response, release), status_code=response.status_code, headers=relayed,
+                             background=BackgroundTask(done))
 
 
 async def _client_gone(request: Request) -> None:
@@ -139,7 +163,7 @@ async def _client_gone(request: Request) -> None:
         pass
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(response: httpx.Response, release: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
     """The agent's bytes as they come. If the agent dies mid-stream, the stream ends the way an
     agent's own failing stream does, so clients raise: an ``{"error": ...}`` line in NDJSON, an
     ``error`` event in server-sent events."""
@@ -157,4 +181,6 @@ async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
         elif kind.startswith("text/event-stream"):
             yield lead + b"\ndata: " + json.dumps({"error": {"message": message}}).encode() + b"\n\n"
     finally:
+        if release is not None:
+            release()
         await response.aclose()

@@ -97,7 +97,11 @@ class DeploymentServer:
     logs_dir: Path
     supervisor: Supervisor
     deployer: Deployer
+    #: Relays (front door, dashboard chat): long streams, capped per agent.
     client: httpx.AsyncClient
+    #: Health probes, listings and management calls: a pool of their own, so relays held open
+    #: cannot starve them (the supervisor would restart healthy agents).
+    probes: httpx.AsyncClient
     discovery: Discovery
     agent_keys: AgentKeys
     feed: StateFeed
@@ -130,7 +134,7 @@ class DeploymentServer:
             config = config.model_copy(update={"admin_token": ensure_admin_token(home)})
             token_file = admin_token_path(home)
         logs_dir, venv_root, run_dir = home / "logs", home / "venvs", home / "run"
-        client = make_client(config.remote_servers)
+        client, probes = make_client(config.remote_servers), make_client(config.remote_servers)
         for warning in plain_http_warnings(config.remote_servers):
             logger.warning(warning)
         agent_keys, feed = AgentKeys(run_dir / "agent_keys.json"), StateFeed()
@@ -147,7 +151,7 @@ class DeploymentServer:
         def log_tail(name: str, lines: int) -> list[str]:
             return tail(log_paths(logs_dir, name)["stderr"], lines)
 
-        deps = RunnerDeps(spawn=factory, probe=_prober(client), log_tail=log_tail)
+        deps = RunnerDeps(spawn=factory, probe=_prober(probes), log_tail=log_tail)
         ports = PortAllocator(config.base_port, reserved={config.api_port})
         supervisor = Supervisor(deps, ports, settings_from(config), max_agents=config.max_agents)
         supervisor.on_port_released = listeners.release
@@ -164,9 +168,9 @@ class DeploymentServer:
                 supervisor.checksums[spec.name] = checksum
         deployer = Deployer(supervisor, agents_dir, venv_root, keep_old_versions=config.keep_old_versions,
                             allow_pip_options=config.allow_pip_options)
-        sampler = Sampler(supervisor, client, agent_keys, interval=config.sample_interval)
-        server = cls(config, agents_dir, logs_dir, supervisor, deployer, client, found, agent_keys, feed, sampler,
-                     listeners, StateFile(home / STATE_FILE_NAME), Lease(factory.lease), run_dir, factory,
+        sampler = Sampler(supervisor, probes, agent_keys, interval=config.sample_interval)
+        server = cls(config, agents_dir, logs_dir, supervisor, deployer, client, probes, found, agent_keys, feed,
+                     sampler, listeners, StateFile(home / STATE_FILE_NAME), Lease(factory.lease), run_dir, factory,
                      token_file)
         deps.changed = server.save_state
         deps.on_state = server._on_state
@@ -174,7 +178,7 @@ class DeploymentServer:
 
     def context(self) -> DeployContext:
         return DeployContext(self.supervisor, self.deployer, self.config, self.logs_dir, self.client,
-                             sampler=self.sampler, agent_keys=self.agent_keys, feed=self.feed)
+                             sampler=self.sampler, agent_keys=self.agent_keys, probes=self.probes, feed=self.feed)
 
     def request_restart(self, stop: asyncio.Event) -> None:
         """``atoll restart-server`` / SIGHUP: drain the front door, leave the agents running, and
@@ -261,6 +265,7 @@ class DeploymentServer:
             self.listeners.close()
             self.state.clear()
         await self.client.aclose()
+        await self.probes.aclose()
         sock.close()
         _RUNNING_HERE.discard(self.instance)
 

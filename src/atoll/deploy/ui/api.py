@@ -124,7 +124,7 @@ def _running(ctx: DeployContext, name: str) -> AgentRunner:
 async def _ask_agent(ctx: DeployContext, name: str, method: str, path: str, body: Any = None) -> httpx.Response:
     runner = _running(ctx, name)
     try:
-        return await ctx.client.request(method, f"http://127.0.0.1:{runner.port}{path}", json=body,
+        return await ctx.probes.request(method, f"http://127.0.0.1:{runner.port}{path}", json=body,
                                         headers=ctx.agent_keys.headers(name), timeout=10.0)
     except httpx.HTTPError as exc:
         raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
