@@ -148,6 +148,7 @@ async def _forward(request: Request, client: httpx.AsyncClient, url: str, body: 
     except httpx.HTTPError as exc:
         return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
     relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+
     async def done() -> None:
         release()
         await response.aclose()
