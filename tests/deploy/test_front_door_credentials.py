@@ -89,3 +89,22 @@ async def test_callers_credentials_go_only_to_the_routed_target(tmp_path: Path) 
             assert routed.status_code == 200 and routed.json()["message"]["content"] == "far"
             assert ("/api/chat", CALLER) in bare_seen  # the one target the request was routed to
             assert all(auth != CALLER for _, auth in keyed_seen)
+
+
+async def test_the_admin_token_sent_to_the_front_doors_mcp_reaches_no_agent(tmp_path: Path) -> None:
+    """A caller that sends the admin token to ``/mcp`` (it is accepted there as any bearer) must not
+    have it relayed: it is for the management API only, like on every other front-door route."""
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    async with recording_remote("far") as (port, seen):
+        remotes = [RemoteServer(name="far", host="127.0.0.1", port=port)]
+        async with running_server(agents, make_config(remote_servers=remotes)) as run:
+            admin = run.client.headers["Authorization"]
+            http = httpx2.AsyncClient(headers={"Authorization": admin}, timeout=httpx2.Timeout(30, read=60),
+                                      trust_env=False)
+            async with Client(streamable_http_client(f"{run.url}/mcp", http_client=http)) as mcp:
+                result = await mcp.call_tool("far", {"message": "hi"})
+            assert result.is_error  # the recording remote is no MCP server
+            relayed = [auth for path, auth in seen if path == "/mcp"]
+            assert relayed, seen
+            assert admin not in relayed and all(auth is None for auth in relayed), relayed

@@ -25,6 +25,7 @@ from starlette.requests import Request
 
 from atoll._version import __version__
 from atoll.deploy.config import RemoteServer
+from atoll.deploy.relay import caller_auth
 from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models, verify_for
 from atoll.deploy.runner import RUNNING
 from atoll.model_names import model_key
@@ -77,7 +78,7 @@ class FleetMcp:
         headers carry the caller's ``Authorization``; otherwise (the listing) this server's own
         credentials only."""
         request = ctx.request if isinstance(ctx.request, Request) else None
-        auth = request.headers.get("authorization") if caller and request is not None else None
+        auth = caller_auth(request) if caller and request is not None else None  # never the admin token
 
         def local_auth(name: str) -> str | None:
             return auth if caller else self.ctx.agent_keys.headers(name)["Authorization"]
