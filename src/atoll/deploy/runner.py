@@ -250,7 +250,11 @@ class AgentRunner:
         if running is None:
             self._set(STARTING)
             self.adopted, self.atoll_version = False, __version__
-            self.proc = proc = await self.deps.spawn(self.spec, self.port)
+            try:
+                self.proc = proc = await self.deps.spawn(self.spec, self.port)
+            except Exception as exc:  # no interpreter, no file handles...: retried like a crash
+                self.last_exit_code = None
+                return f"could not be started ({type(exc).__name__}: {exc})"
             self.started_at = self.deps.wall()
         else:
             self.proc = proc = running

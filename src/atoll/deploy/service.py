@@ -213,7 +213,8 @@ class DeploymentServer:
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             self.save_state()
             housekeeping = asyncio.create_task(self._housekeep())
-            await self.supervisor.start_all()
+            if not await _unless_stopped(self.supervisor.start_all(), stop):
+                return  # SIGTERM/SIGINT while agents were still settling: stop them now (finally)
             self.state.server["ready"] = True
             self.save_state()
             if on_ready is not None:
@@ -325,6 +326,22 @@ class DeploymentServer:
                     with contextlib.suppress(OSError):
                         rotate(path, max_bytes=self.config.log_max_bytes, backups=self.config.log_backups)
             await asyncio.sleep(interval)
+
+
+async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run ``work`` until it is done (True) or ``stop`` is set first (False: ``work`` cancelled)."""
+    doing, stopping = asyncio.ensure_future(work), asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({doing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not doing.done():
+            doing.cancel()
+        await asyncio.gather(doing, stopping, return_exceptions=True)
+    if doing.cancelled():
+        return False
+    doing.result()  # start_all's own error, if any, as before
+    return True
 
 
 def _prober(client: httpx.AsyncClient) -> Callable[[int], Awaitable[bool]]:
