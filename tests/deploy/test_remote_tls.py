@@ -11,10 +11,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from atoll.deploy.runner import RUNNING
+from tests.deploy.conftest import running_server
+from tests.deploy.conftest import write_agent as write_agent_folder
 from tests.support.servers import free_port, run_agent_server, scripted_agent_toml, server_env, write_agent
 from tests.support.tls import self_signed
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until, wait_until_async
 
 
 def _up(url: str, process: subprocess.Popen[str], verify: str | bool = True) -> bool:
@@ -96,3 +100,15 @@ def test_ca_bundle_without_tls_and_a_missing_bundle_are_config_errors(tmp_path: 
                               env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, done.stdout + done.stderr
         assert field in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.anyio
+async def test_a_spawned_agent_ignores_its_own_tls_settings(tmp_path: Path) -> None:
+    """The front door reaches its agents over loopback HTTP: an agent file's tls_cert/tls_key (here
+    files that are not even there, a configuration error for a standalone agent) do not apply."""
+    agents = tmp_path / "agents"
+    write_agent_folder(agents, "plain", extra='tls_cert = "nowhere.crt"\ntls_key = "nowhere.key"\n')
+    async with running_server(agents) as run:
+        await wait_until_async(lambda: run.runner("plain").state == RUNNING, timeout=60, what="plain running")
+        reply = await run.bare.get("/agent/plain/api/tags")
+        assert reply.status_code == 200, reply.text
