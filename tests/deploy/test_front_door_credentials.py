@@ -77,8 +77,9 @@ async def test_callers_credentials_go_only_to_the_routed_target(tmp_path: Path) 
             unknown = await run.bare.post("/api/chat", headers=caller,
                                           json={"model": "nowhere", "messages": [{"role": "user", "content": "x"}]})
             assert unknown.status_code == 404
-            http = httpx2.AsyncClient(headers=caller, timeout=httpx2.Timeout(30, read=60), trust_env=False)
-            async with Client(streamable_http_client(f"{run.url}/mcp", http_client=http)) as mcp:
+            async with httpx2.AsyncClient(headers=caller, timeout=httpx2.Timeout(30, read=60),
+                                          trust_env=False) as http, \
+                    Client(streamable_http_client(f"{run.url}/mcp", http_client=http)) as mcp:
                 assert "alpha" in [t.name for t in (await mcp.list_tools()).tools]
 
             assert bare_seen and all(auth is None for _, auth in bare_seen), bare_seen
@@ -100,9 +101,9 @@ async def test_the_admin_token_sent_to_the_front_doors_mcp_reaches_no_agent(tmp_
         remotes = [RemoteServer(name="far", host="127.0.0.1", port=port)]
         async with running_server(agents, make_config(remote_servers=remotes)) as run:
             admin = run.client.headers["Authorization"]
-            http = httpx2.AsyncClient(headers={"Authorization": admin}, timeout=httpx2.Timeout(30, read=60),
-                                      trust_env=False)
-            async with Client(streamable_http_client(f"{run.url}/mcp", http_client=http)) as mcp:
+            async with httpx2.AsyncClient(headers={"Authorization": admin}, timeout=httpx2.Timeout(30, read=60),
+                                          trust_env=False) as http, \
+                    Client(streamable_http_client(f"{run.url}/mcp", http_client=http)) as mcp:
                 result = await mcp.call_tool("far", {"message": "hi"})
             assert result.is_error  # the recording remote is no MCP server
             relayed = [auth for path, auth in seen if path == "/mcp"]

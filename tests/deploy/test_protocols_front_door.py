@@ -5,6 +5,8 @@ card and calls under ``/agent/{name}/``. Real agent processes, the official clie
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.protocols, pytest.mark.timeout(120)
 KEY = "beta-key"
 
 
-def _client(url: str, key: str | None = None) -> Client:
+@asynccontextmanager
+async def _client(url: str, key: str | None = None) -> AsyncIterator[Client]:
+    """An MCP client on an HTTP client of its own, both closed on exit (the SDK leaves a client it
+    is given open, and a pooled connection collected later in another test's loop breaks that test)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60), trust_env=False)
-    return Client(streamable_http_client(f"{url}/mcp", http_client=http))
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60), trust_env=False) as http, \
+            Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+        yield client
 
 
 async def test_one_tool_per_agent_with_the_callers_credentials(tmp_path: Path) -> None:

@@ -50,8 +50,8 @@ async def test_one_agent_five_ways_one_session(tmp_path: Path) -> None:
                                  default_headers={"X-Session-ID": session})
         await oai.chat.completions.create(model="research", messages=[{"role": "user", "content": "two"}])
         # 3. MCP over streamable HTTP
-        http = httpx2.AsyncClient(headers=auth, timeout=60)
-        async with Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as mcp_http:
+        async with httpx2.AsyncClient(headers=auth, timeout=60) as http, \
+                Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as mcp_http:
             await mcp_http.call_tool("research", {"message": "three", "session_id": session})
         # 4. MCP over stdio: another process on the same agent file and session store, acting as the key
         stdio = StdioServerParameters(

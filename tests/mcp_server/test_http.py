@@ -5,7 +5,8 @@ tools need approval: offered only to a client that can be asked, through MCP eli
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -41,10 +42,14 @@ require_approval = true
         yield server
 
 
-def _client(agent: AgentServer, key: str | None = KEY, **options: Any) -> Client:
+@asynccontextmanager
+async def _client(agent: AgentServer, key: str | None = KEY, **options: Any) -> AsyncIterator[Client]:
+    """An MCP client on an HTTP client of its own, both closed on exit (the SDK leaves a client it
+    is given open)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
-    return Client(streamable_http_client(f"{agent.url}/mcp", http_client=http), **options)
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http, \
+            Client(streamable_http_client(f"{agent.url}/mcp", http_client=http), **options) as client:
+        yield client
 
 
 def _approver(approve: bool, asked: list[str]) -> Any:
