@@ -307,6 +307,21 @@ class ServerSection(_Section):
         return value
 
 
+class RayActorOptions(BaseModel):
+    """Ray's options for each replica of an agent, the ones Serve's config accepts (its
+    ``RayActorOptionsSchema``); any other key is an error here rather than at deploy time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float | None = Field(default=None, ge=0)
+    num_gpus: float | None = Field(default=None, ge=0)
+    #: Bytes of heap memory Ray reserves for each replica.
+    memory: float | None = Field(default=None, ge=0)
+    #: Custom resources (``{ "special_hardware" = 1 }``).
+    resources: dict[str, float] = Field(default_factory=dict)
+    accelerator_type: str | None = None
+
+
 class DeploymentSection(_Section):
     auto_start: bool = True
     port: int | None = Field(default=None, gt=0, lt=65536)
@@ -322,7 +337,7 @@ class DeploymentSection(_Section):
     #: Kubernetes' autoscaling target: average CPU use per pod, percent of its CPU request.
     target_cpu_percent: int = Field(default=70, gt=0, le=100)
     #: Ray's actor options for each replica (num_cpus, memory, resources, ...).
-    ray_actor_options: dict[str, Any] = Field(default_factory=dict)
+    ray_actor_options: RayActorOptions = Field(default_factory=RayActorOptions)
 
     @model_validator(mode="after")
     def _one_way_to_scale(self) -> DeploymentSection:

@@ -78,13 +78,19 @@ def _requirement_problem(text: str) -> str | None:
     return None
 
 
-def requirements_hash(folder: Path) -> str | None:
-    """Hash of the meaningful lines of ``requirements.txt``; None when there is nothing to install."""
+def requirement_lines(folder: Path) -> list[str]:
+    """The meaningful lines of ``folder``'s ``requirements.txt`` (comments and blank lines dropped);
+    none without the file."""
     path = folder / "requirements.txt"
     if not path.is_file():
-        return None
+        return []
     lines = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
+    return [line for line in lines if line]
+
+
+def requirements_hash(folder: Path) -> str | None:
+    """Hash of the meaningful lines of ``requirements.txt``; None when there is nothing to install."""
+    lines = requirement_lines(folder)
     if not lines:
         return None
     tag = f"py{sys.version_info.major}.{sys.version_info.minor}\n"

@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
+from atoll import replicas
 from atoll._version import __version__
 from atoll.config import read_document
-from atoll.errors import ConfigError
 from atoll.export.agents import ExportedAgent
 
 Manifest = dict[str, Any]
@@ -93,15 +93,10 @@ def secret_name(agent: ExportedAgent) -> str:
 
 
 def check_replicas(agent: ExportedAgent) -> None:
-    """Refuse more than one pod of an agent whose sessions live in each pod."""
-    deployment, server = agent.config.deployment, agent.config.server
-    if deployment.most_replicas > 1 and server.session_store != "redis":
-        field = "deployment.max_replicas" if deployment.autoscaling else "deployment.replicas"
-        raise ConfigError(
-            f"{deployment.most_replicas} replicas with session_store = \"{server.session_store}\": each pod "
-            "would keep its own sessions, so a conversation whose next turn reaches another pod loses its "
-            "history; set [server] session_store = \"redis\" with session_url = \"$REDIS_URL\" (a Secret), "
-            "or one replica", path=str(agent.agent_file), field=field)
+    """Refuse more than one pod of an agent whose sessions live in each pod (``[deployment] env`` may
+    give the pods ``ATOLL_SESSION_URL``)."""
+    replicas.check_replicas(agent.config, agent.agent_file,
+                            session_url_env="ATOLL_SESSION_URL" in _written_deployment_env(agent))
 
 
 def _agent_env(agent: ExportedAgent) -> list[dict[str, Any]]:
