@@ -46,8 +46,8 @@ async def test_openai_client_through_the_front_door(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     write_agent(agents, "alpha")
     write_agent(agents, "beta")
-    async with running_server(agents) as run:
-        client = openai.AsyncOpenAI(base_url=f"{run.url}/v1", api_key="unused", max_retries=0)
+    async with running_server(agents) as run, \
+            openai.AsyncOpenAI(base_url=f"{run.url}/v1", api_key="unused", max_retries=0) as client:
         listed = await client.models.list()
         assert sorted(m.id for m in listed.data) == ["alpha:latest", "beta:latest"]
         assert (await client.models.retrieve("beta")).id == "beta"

@@ -46,9 +46,9 @@ async def test_one_agent_five_ways_one_session(tmp_path: Path) -> None:
         native = ollama.AsyncClient(host=server.url, headers={**auth, "X-Session-ID": session})
         await native.chat(model="research", messages=[{"role": "user", "content": "one"}])
         # 2. OpenAI
-        oai = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=KEY,
-                                 default_headers={"X-Session-ID": session})
-        await oai.chat.completions.create(model="research", messages=[{"role": "user", "content": "two"}])
+        async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=KEY,
+                                      default_headers={"X-Session-ID": session}) as oai:
+            await oai.chat.completions.create(model="research", messages=[{"role": "user", "content": "two"}])
         # 3. MCP over streamable HTTP
         async with httpx2.AsyncClient(headers=auth, timeout=60) as http, \
                 Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as mcp_http:
