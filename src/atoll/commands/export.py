@@ -19,24 +19,31 @@ def register(modes: Subparsers) -> None:
         "k8s", help="Kubernetes manifests", description=(
             "Kubernetes manifests: per agent a ConfigMap, Deployment, Service, NetworkPolicy and (when it "
             "autoscales) an HPA; one front door; kustomization.yaml; SECRETS.md naming the Secrets to create. "
-            "$VAR references become Secret references, never values."))
+            "$VAR references become Secret references, never values. --ray: one KubeRay RayService instead."))
     k8s.add_argument("--agents-dir", type=Path, default=Path("atoll_agents"),
                      help="folder of agent folders (default ./atoll_agents)")
     k8s.add_argument("-o", "--output", type=Path, default=Path("k8s"), help="output folder (default ./k8s)")
     k8s.add_argument("--image", help="container image built from the repository's Dockerfile "
                      "(default atoll:<version>)")
     k8s.add_argument("--namespace", help="namespace for every object (and a Namespace manifest)")
+    k8s.add_argument("--ray", action="store_true",
+                     help="one KubeRay RayService running every agent on Ray Serve (with the same Serve config "
+                     "as `atoll --backend ray`) instead of a Deployment per agent")
+    k8s.add_argument("--ray-version", help="with --ray: the Ray version in the image (default: the installed Ray's)")
     k8s.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from atoll.errors import ConfigError
+    from atoll.export import k8s_ray
     from atoll.export.agents import agents_to_export
     from atoll.export.k8s import DEFAULT_IMAGE, render, write
 
     try:
         agents = agents_to_export(args.agents_dir)
-        files = render(agents, image=args.image or DEFAULT_IMAGE, namespace=args.namespace)
+        image = args.image or DEFAULT_IMAGE
+        files = k8s_ray.render(agents, image, args.namespace, args.ray_version) if args.ray \
+            else render(agents, image=image, namespace=args.namespace)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

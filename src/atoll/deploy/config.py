@@ -53,7 +53,9 @@ class RemoteServer(BaseModel):
     admin_token: str | None = Field(default=None, repr=False)
     #: ``agent``: a single agent server (``atoll server``, as ``atoll export k8s`` lists each agent's
     #: Service), which has no management API and serves ``/agent/{name}/...`` at its root.
-    kind: Literal["deployment", "agent"] = "deployment"
+    #: ``serve``: a Ray Serve ingress (``atoll export k8s --ray``'s RayService): every agent and
+    #: ``/agent/{name}/...`` as on a deployment server's front door, but no management API.
+    kind: Literal["deployment", "agent", "serve"] = "deployment"
     #: HTTPS with certificate verification (also chosen by writing ``host`` as ``https://...``).
     tls: bool = False
     #: PEM file of the CAs trusted for this remote instead of the system's (relative to the config

@@ -70,7 +70,7 @@ async def check_remote(client: httpx.AsyncClient, remote: RemoteServer, timeout:
         health = await client.get(f"{remote.url}/health", timeout=timeout)
         if health.status_code != 200:
             return RemoteStatus(**_base(remote, state=ERROR, error=f"/health answered {health.status_code}"))
-        if remote.kind == "agent":  # one agent server: healthy is all there is to know
+        if remote.kind != "deployment":  # no management API: healthy is all there is to know
             return RemoteStatus(**_base(remote, state=RUNNING))
         agents = await client.get(f"{remote.url}/agents", headers=_management_headers(remote), timeout=timeout)
         if agents.status_code == 401:

@@ -42,28 +42,28 @@ DEFAULT_IMAGE = f"atoll:{__version__}"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _meta(name: str, namespace: str | None, component: str, instance: str, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": _labels(component, instance)}
+def object_meta(name: str, namespace: str | None, component: str, instance: str, **extra: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": name, "labels": labels(component, instance)}
     if namespace:
-        meta["namespace"] = namespace
-    return meta | extra
+        result["namespace"] = namespace
+    return result | extra
 
 
-def _labels(component: str, instance: str) -> dict[str, str]:
+def labels(component: str, instance: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "atoll", "app.kubernetes.io/component": component,
             "app.kubernetes.io/instance": instance, "app.kubernetes.io/part-of": "atoll"}
 
 
-def _selector(component: str, instance: str) -> dict[str, str]:
+def selector(component: str, instance: str) -> dict[str, str]:
     return {"app.kubernetes.io/component": component, "app.kubernetes.io/instance": instance}
 
 
-def _pod_security() -> dict[str, Any]:
+def pod_security() -> dict[str, Any]:
     return {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def _container_security() -> dict[str, Any]:
+def container_security() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]}}
 
@@ -73,14 +73,14 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
             "failureThreshold": failures}
 
 
-def _writable_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def writable_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """$ATOLL_HOME (sessions, logs) and /tmp as emptyDirs: the root filesystem is read-only."""
     volumes = [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
     mounts = [{"name": "state", "mountPath": STATE_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     return volumes, mounts
 
 
-def _base_env() -> list[dict[str, Any]]:
+def base_env() -> list[dict[str, Any]]:
     return [{"name": "ATOLL_HOME", "value": STATE_DIR}, {"name": "HOME", "value": STATE_DIR}]
 
 
@@ -92,15 +92,19 @@ def secret_name(agent: ExportedAgent) -> str:
     return f"atoll-{agent.slug}-env"
 
 
+def session_url_env(agent: ExportedAgent) -> bool:
+    """Whether the agent's ``[deployment] env`` gives it ``ATOLL_SESSION_URL`` (then, with no
+    ``session_store`` in its file, it keeps its sessions in that Redis)."""
+    return "ATOLL_SESSION_URL" in _written_deployment_env(agent)
+
+
 def check_replicas(agent: ExportedAgent) -> None:
-    """Refuse more than one pod of an agent whose sessions live in each pod (``[deployment] env`` may
-    give the pods ``ATOLL_SESSION_URL``)."""
-    replicas.check_replicas(agent.config, agent.agent_file,
-                            session_url_env="ATOLL_SESSION_URL" in _written_deployment_env(agent))
+    """Refuse more than one pod of an agent whose sessions live in each pod."""
+    replicas.check_replicas(agent.config, agent.agent_file, session_url_env=session_url_env(agent))
 
 
 def _agent_env(agent: ExportedAgent) -> list[dict[str, Any]]:
-    env = _base_env()
+    env = base_env()
     for name, has_default in agent.variables.items():
         ref: dict[str, Any] = {"name": secret_name(agent), "key": name}
         if has_default:
@@ -140,8 +144,8 @@ def agent_manifests(agent: ExportedAgent, image: str, namespace: str | None) -> 
     config, name, slug = agent.config, f"atoll-{agent.slug}", agent.slug
     files = agent.raw_files()
     config_map: Manifest = {"apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": _meta(f"{name}-config", namespace, "agent", slug), "data": files}
-    volumes, mounts = _writable_volumes()
+                            "metadata": object_meta(f"{name}-config", namespace, "agent", slug), "data": files}
+    volumes, mounts = writable_volumes()
     volumes.append({"name": "agent", "configMap": {"name": f"{name}-config"}})
     mounts.append({"name": "agent", "mountPath": f"{CONFIG_DIR}/agent", "readOnly": True})
     startup = config.deployment.startup_timeout
@@ -158,14 +162,14 @@ def agent_manifests(agent: ExportedAgent, image: str, namespace: str | None) -> 
         "livenessProbe": _probe("/health", 10, 3),
         # endpoints drop the pod first, then SIGTERM drains what is in flight (drain_timeout)
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": mounts,
     }
     spec: dict[str, Any] = {
-        "selector": {"matchLabels": _selector("agent", slug)},
+        "selector": {"matchLabels": selector("agent", slug)},
         "template": {
-            "metadata": {"labels": _labels("agent", slug), "annotations": {"checksum/config": _checksum(files)}},
-            "spec": {"automountServiceAccountToken": False, "securityContext": _pod_security(),
+            "metadata": {"labels": labels("agent", slug), "annotations": {"checksum/config": _checksum(files)}},
+            "spec": {"automountServiceAccountToken": False, "securityContext": pod_security(),
                      "terminationGracePeriodSeconds": math.ceil(config.server.drain_timeout) + 10,
                      "containers": [container], "volumes": volumes},
         },
@@ -174,15 +178,15 @@ def agent_manifests(agent: ExportedAgent, image: str, namespace: str | None) -> 
         spec["replicas"] = config.deployment.replicas  # with an HPA, the HPA owns the count
     manifests: list[Manifest] = [
         config_map,
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, namespace, "agent", slug),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(name, namespace, "agent", slug),
          "spec": spec},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, "agent", slug),
-         "spec": {"selector": _selector("agent", slug),
+        {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(name, namespace, "agent", slug),
+         "spec": {"selector": selector("agent", slug),
                   "ports": [{"name": "http", "port": AGENT_PORT, "targetPort": "http", "protocol": "TCP"}]}},
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": _meta(name, namespace, "agent", slug),
-         "spec": {"podSelector": {"matchLabels": _selector("agent", slug)}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"podSelector": {"matchLabels": _selector("front-door", "front-door")}}],
+         "metadata": object_meta(name, namespace, "agent", slug),
+         "spec": {"podSelector": {"matchLabels": selector("agent", slug)}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"podSelector": {"matchLabels": selector("front-door", "front-door")}}],
                                "ports": [{"port": AGENT_PORT, "protocol": "TCP"}]}]}},
     ]
     if config.deployment.autoscaling:
@@ -194,7 +198,7 @@ def hpa(agent: ExportedAgent, namespace: str | None) -> Manifest:
     deployment, name = agent.config.deployment, f"atoll-{agent.slug}"
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(name, namespace, "agent", agent.slug),
+        "metadata": object_meta(name, namespace, "agent", agent.slug),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": deployment.min_replicas or 1,
@@ -215,12 +219,13 @@ def front_door_settings(agents: list[ExportedAgent]) -> dict[str, Any]:
     }
 
 
-def front_door_manifests(agents: list[ExportedAgent], image: str, namespace: str | None) -> list[Manifest]:
-    files = {"deployment_servers.json": json.dumps(front_door_settings(agents), indent=2) + "\n"}
-    volumes, mounts = _writable_volumes()
+def front_door_manifests(settings: dict[str, Any], image: str, namespace: str | None) -> list[Manifest]:
+    """The front door running ``atoll deployment`` on ``settings`` (its ``deployment_servers.json``)."""
+    files = {"deployment_servers.json": json.dumps(settings, indent=2) + "\n"}
+    volumes, mounts = writable_volumes()
     volumes.append({"name": "settings", "configMap": {"name": "atoll-front-door-config"}})
     mounts.append({"name": "settings", "mountPath": f"{CONFIG_DIR}/front-door", "readOnly": True})
-    env = [*_base_env(), {"name": "ATOLL_ADMIN_TOKEN",
+    env = [*base_env(), {"name": "ATOLL_ADMIN_TOKEN",
                           "valueFrom": {"secretKeyRef": {"name": ADMIN_SECRET, "key": "token"}}}]
     container = {
         "name": "front-door", "image": image, "imagePullPolicy": "IfNotPresent",
@@ -233,24 +238,24 @@ def front_door_manifests(agents: list[ExportedAgent], image: str, namespace: str
         "readinessProbe": _probe("/health", 5, 2),
         "livenessProbe": _probe("/health", 10, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         "volumeMounts": mounts,
     }
-    meta = _meta("atoll-front-door", namespace, "front-door", "front-door")
+    meta = object_meta("atoll-front-door", namespace, "front-door", "front-door")
     return [
         {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": _meta("atoll-front-door-config", namespace, "front-door", "front-door"), "data": files},
+         "metadata": object_meta("atoll-front-door-config", namespace, "front-door", "front-door"), "data": files},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": _selector("front-door", "front-door")},
+            "selector": {"matchLabels": selector("front-door", "front-door")},
             "template": {
-                "metadata": {"labels": _labels("front-door", "front-door"),
+                "metadata": {"labels": labels("front-door", "front-door"),
                              "annotations": {"checksum/config": _checksum(files)}},
-                "spec": {"automountServiceAccountToken": False, "securityContext": _pod_security(),
+                "spec": {"automountServiceAccountToken": False, "securityContext": pod_security(),
                          "terminationGracePeriodSeconds": 30, "containers": [container], "volumes": volumes},
             }}},
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": _selector("front-door", "front-door"),
+         "spec": {"selector": selector("front-door", "front-door"),
                   "ports": [{"name": "http", "port": FRONT_DOOR_PORT, "targetPort": "http", "protocol": "TCP"}]}},
     ]
 
@@ -272,19 +277,21 @@ def secrets_note(agents: list[ExportedAgent], namespace: str | None) -> str:
 def render(agents: list[ExportedAgent], image: str = DEFAULT_IMAGE,
            namespace: str | None = None) -> dict[str, str]:
     """File name -> content for the output folder."""
-    files: dict[str, str] = {}
+    files = {f"agent-{agent.slug}.yaml": dump(agent_manifests(agent, image, namespace)) for agent in agents}
+    files["front-door.yaml"] = dump(front_door_manifests(front_door_settings(agents), image, namespace))
+    return package(files, namespace, secrets_note(agents, namespace))
+
+
+def package(files: dict[str, str], namespace: str | None, secrets: str) -> dict[str, str]:
+    """``files`` (manifests) with the Namespace, a ``kustomization.yaml`` listing them and ``SECRETS.md``."""
+    files = dict(files)
     if namespace:
-        files["namespace.yaml"] = _dump([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
-    for agent in agents:
-        files[f"agent-{agent.slug}.yaml"] = _dump(agent_manifests(agent, image, namespace))
-    files["front-door.yaml"] = _dump(front_door_manifests(agents, image, namespace))
+        files["namespace.yaml"] = dump([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
     kustomization: Manifest = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                                "resources": sorted(files)}
     if namespace:
         kustomization["namespace"] = namespace
-    files["kustomization.yaml"] = _dump([kustomization])
-    files["SECRETS.md"] = secrets_note(agents, namespace)
-    return files
+    return files | {"kustomization.yaml": dump([kustomization]), "SECRETS.md": secrets}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -298,7 +305,7 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def _dump(manifests: list[Manifest]) -> str:
+def dump(manifests: list[Manifest]) -> str:
     return str(yaml.dump_all(manifests, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120))
 
 
