@@ -170,6 +170,20 @@ def test_several_pods_with_per_pod_sessions_are_refused(tmp_path: Path, store: s
     assert f'session_store = "{store}"' in done.stderr and "redis" in done.stderr
 
 
+def test_atoll_session_url_in_the_deployment_env_shares_sessions(tmp_path: Path) -> None:
+    """An agent whose file names no store keeps its sessions in ATOLL_SESSION_URL's Redis when its
+    [deployment] env gives it one, so its pods may be several; a store the file names still wins."""
+    agents = tmp_path / "agents"
+    env = '[deployment]\nreplicas = 2\nenv = { ATOLL_SESSION_URL = "$REDIS_URL" }\n'
+    write_file(agents / "shared", scripted_agent_toml("shared", extra=env))
+    done = export(agents, tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert objects(tmp_path / "out")[("Deployment", "atoll-shared")]["spec"]["replicas"] == 2
+    write_file(agents / "shared", scripted_agent_toml("shared", extra='[server]\nsession_store = "sqlite"\n' + env))
+    refused = export(agents, tmp_path / "out2")
+    assert refused.returncode == 2 and 'session_store = "sqlite"' in refused.stderr
+
+
 def test_bad_agents_are_all_named_at_once(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     write_file(agents / "a", scripted_agent_toml("a", extra="[deployment]\nmin_replicas = 4\nmax_replicas = 2\n"))
