@@ -4,14 +4,19 @@ Each of ``--sessions`` clients keeps its own session and, until ``--seconds`` ha
 streaming ``/api/chat`` turn, reads the NDJSON stream to its last line, and idles a random while
 (up to ``--max-idle`` seconds, past httpx's 5 s pool expiry, so idle keep-alive connections are
 reused the way real clients reuse them). Reported: turns completed, errors by kind, lost turns
-(turns a client saw finish that the session does not hold afterwards), throughput and latency.
+(turns a client saw finish that the session does not hold afterwards), throughput and latency,
+and what the probes saw: the agent's RSS (sampled through the run, and its USS at the end) and the
+lag of its event loop (max and p99 of a 10 ms tick inside the agent's own loop:
+``benchmarks/loop_lag_provider.py``, the scripted LLM plus that watch).
 
-The figures the issue asks for: 0 errors and 0 lost turns with 200 sessions for 60 s.
+The figures the issue asks for: 0 errors and 0 lost turns with 200 sessions for 60 s, with the
+agent's RSS and the event loop's lag (max and p99) reported; the script exits 1 when errors or lost
+turns are not 0.
 
     python benchmarks/bench_streams.py [--sessions 200] [--seconds 60] [--max-idle 7]
 
 Extending it: a ``Probe`` watches the server while the load runs (its pid and URL are given) and
-adds its own figures to the report; put new ones in ``PROBES`` (RSS, event-loop lag, ...).
+adds its own figures to the report; put new ones in ``PROBES``.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
+import psutil
 from _common import percentile, run_agent_server, write_agent
 
 AGENT = """
 [agent]
 name = "streams"
 [llm]
-provider = "tests.support.scripted:ScriptedProvider"
+provider = "benchmarks.loop_lag_provider:LoopLagProvider"
 [server]
 session_store = "{store}"
 """
@@ -49,7 +55,53 @@ class Probe(Protocol):
     async def stop(self) -> dict[str, str]: ...
 
 
-PROBES: list[type[Probe]] = []
+class RssProbe:
+    """The agent's RSS every half second (peak and last) and its USS at the end."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, pid: int, url: str) -> None:
+        self.process = psutil.Process(pid)
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append(self.process.memory_info().rss)
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> dict[str, str]:
+        if self._task is not None:
+            self._task.cancel()
+        mib = 2 ** 20
+        uss = self.process.memory_full_info().uss
+        return {"agent RSS": f"start {self.samples[0] / mib:.0f} MiB, peak {max(self.samples) / mib:.0f} MiB, "
+                             f"end {self.samples[-1] / mib:.0f} MiB (USS at the end {uss / mib:.0f} MiB)"}
+
+
+class LoopLagProbe:
+    """The agent's own event-loop lag over the run, asked of its provider (``/loop-lag``)."""
+
+    async def start(self, pid: int, url: str) -> None:
+        self.url = url
+        await self._ask()  # clears what start-up and warm-up left
+
+    async def _ask(self) -> dict[str, float]:
+        body = {"model": "streams", "stream": False, "messages": [{"role": "user", "content": "/loop-lag"}]}
+        async with httpx.AsyncClient(base_url=self.url, timeout=30, trust_env=False) as client:
+            response = await client.post("/api/chat", json=body)
+            response.raise_for_status()
+        figures: dict[str, float] = json.loads(response.json()["message"]["content"])
+        return figures
+
+    async def stop(self) -> dict[str, str]:
+        lag = await self._ask()
+        return {"loop lag": f"max {lag['max_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, p50 {lag['p50_ms']:.2f} ms "
+                            f"({lag['samples']:.0f} ticks of 10 ms)"}
+
+
+PROBES: list[type[Probe]] = [RssProbe, LoopLagProbe]
 
 
 @dataclass
@@ -131,7 +183,7 @@ async def run(url: str, pid: int, sessions: int, seconds: float, max_idle: float
     return report
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
@@ -146,7 +198,10 @@ def main() -> None:
     print(f"{args.sessions} concurrent streaming sessions for {args.seconds:g} s ({args.store} sessions)")
     for name, value in report.items():
         print(f"  {name:12s} {value}")
+    met = report["errors"] == "0" and report["lost turns"] == "0"
+    print(f"  target 0 errors and 0 lost turns: {'met' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 
@@ -29,8 +30,10 @@ def bind_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     return sock
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
-    """True for loopback addresses only; a host name other than ``localhost`` counts as exposed."""
+    """True for loopback addresses only; a host name other than ``localhost`` counts as exposed.
+    Remembered: every request asks it about the listening address and its ``Host`` header."""
     if host == "localhost":
         return True
     try:

@@ -13,6 +13,7 @@ listens on loopback refuses host names that are not its own.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -75,6 +76,7 @@ def host_name(host_header: str) -> str:
     return host.rstrip(".")
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)

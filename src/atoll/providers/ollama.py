@@ -1,13 +1,19 @@
-"""An Ollama server as the LLM, through the official ``ollama`` Python client.
+"""An Ollama server as the LLM.
 
 Ollama speaks our own dialect (it is what atoll imitates), so this provider is mostly a thin
-translation: neutral messages and options in, ``ChatResponse`` chunks out. Tool-call arguments are
-objects natively (reference §3.2), so no JSON parsing happens here.
+translation: neutral messages and options in, ``/api/chat`` NDJSON chunks out. Tool-call arguments
+are objects natively (reference §3.2), so no JSON parsing happens here.
 
-Errors are mapped once, in :func:`_upstream_errors`: the upstream's own ``ResponseError`` keeps its
-message and status (an unknown model stays a 404 with Ollama's text); an unreachable upstream
-becomes :class:`~atoll.errors.UpstreamUnavailable` and a timeout
-:class:`~atoll.errors.UpstreamTimeout`, both naming the URL.
+The chat stream, the hot path, is read straight off a pooled aiohttp session: the same request
+body and headers the official ``ollama`` client sends, each NDJSON line decoded once into a dict.
+Through the client it cost about twice the CPU per turn (httpx's request building and URL parsing
+over the aiohttp transport, then a pydantic ``ChatResponse`` per chunk; ``benchmarks/bench_gateway.py``).
+The client still does what it adds value to: ``/api/show`` at start-up and embeddings.
+
+Errors are mapped once, in :func:`_upstream_errors`: the upstream's own error keeps its message
+and status (an unknown model stays a 404 with Ollama's text); an unreachable upstream becomes
+:class:`~atoll.errors.UpstreamUnavailable` and a timeout :class:`~atoll.errors.UpstreamTimeout`,
+both naming the URL; a reply that is not Ollama's NDJSON is a 502.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 import ollama
 import pydantic
@@ -38,7 +45,7 @@ from atoll.messages import (
     Usage,
 )
 from atoll.providers.base import EmbeddingsNotSupported, ModelProfile
-from atoll.providers.transport import connection_failed, upstream_transport
+from atoll.providers.transport import connection_failed, upstream_session, upstream_transport
 
 if TYPE_CHECKING:
     from atoll.config import LLMConfig
@@ -89,10 +96,14 @@ class OllamaProvider:
             extra={k: v for k, v in config.extra.items() if k not in _REQUEST_FIELDS},
         )
         self._keep_alive = config.extra.get("keep_alive")
-        # One long-lived client whose pool keeps the upstream connections warm. Its transport is
-        # aiohttp (httpx-aiohttp): the same httpx API and exceptions underneath the ``ollama`` client,
-        # at a fraction of the CPU per request (benchmarks/bench_gateway.py).
+        # Long-lived, so their pools keep the upstream connections warm: the official client (over
+        # aiohttp, httpx-aiohttp) for show and embed, and an aiohttp session for the chat stream,
+        # opened on the first turn (inside the event loop), sending the client's own headers
+        # (its User-Agent, and the Authorization it takes from OLLAMA_API_KEY).
         self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, transport=upstream_transport())
+        self._headers = dict(self._client._client.headers)
+        self._chat_url = f"{self.base_url}/api/chat"
+        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         """Fill the profile from ``/api/show``. An unreachable upstream only logs a warning: the
@@ -109,21 +120,35 @@ class OllamaProvider:
         _fill_profile(self.profile, shown)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream one chat turn. Yields text/thinking deltas, whole tool calls, then one ``Finished``."""
-        kwargs = self._chat_kwargs(request)
+        """Stream one chat turn. Yields text/thinking deltas, whole tool calls, then one ``Finished``.
+
+        A consumer that stops early (or is cancelled: the client went away) leaves the response
+        unread, and aiohttp then closes that connection, which ends the generation upstream. One
+        that does not stop reads on past the ``done`` line to the end of the body, so the
+        connection goes back to the pool (a new TCP connection per turn otherwise)."""
+        body = _encode(self._chat_body(request))
         done = False
         with _upstream_errors(self.base_url, self.model):
-            chunks = await self._client.chat(**kwargs)
-            # aclosing: a consumer that stops early must not leave the HTTP response open. One that
-            # does not stop reads on past the ``done`` line to the end of the body, so the connection
-            # goes back to the pool instead of being closed mid-response (a new TCP connection per turn).
-            async with aclosing(chunks):
-                async for chunk in chunks:
+            if self._session is None:
+                self._session = upstream_session()
+            async with self._session.post(self._chat_url, data=body, headers=self._headers,
+                                          timeout=self._client_timeout()) as response:
+                if response.status >= 400:
+                    message = _error_text(await response.text(errors="replace"))
+                    raise ProviderError(message, status=response.status, model=self.model, body=message)
+                async for line in _lines(response.content):
+                    chunk = _decode(line, self.model)
                     for event in _events_from_chunk(chunk):
                         yield event
-                    done = done or bool(chunk.done)
+                    done = done or chunk.get("done") is True
         if not done:
             yield Finished()
+
+    def _client_timeout(self) -> aiohttp.ClientTimeout:
+        """``request_timeout`` for each step, as the official client applies it: waiting for a
+        pooled connection, connecting, and between two reads; a long generation is not cut."""
+        timeout = self._timeout
+        return aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -138,24 +163,29 @@ class OllamaProvider:
         return [list(vector) for vector in response.embeddings]
 
     async def aclose(self) -> None:
-        await _close_client(self._client)
+        try:
+            await _close_client(self._client)
+        finally:
+            if self._session is not None:
+                await self._session.close()
 
-    def _chat_kwargs(self, request: ModelRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
+    def _chat_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The ``/api/chat`` request body, as the official client writes it (no null fields)."""
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": [_message_to_ollama(m) for m in request.messages],
             "stream": True,
             "options": _options_to_ollama(request.options.merged_over(self._defaults)),
         }
         if request.tools:
-            kwargs["tools"] = [_tool_to_ollama(t) for t in request.tools]
+            body["tools"] = [_tool_to_ollama(t) for t in request.tools]
         if request.format is not None:
-            kwargs["format"] = request.format
+            body["format"] = request.format
         if request.think is not None:
-            kwargs["think"] = request.think
+            body["think"] = request.think
         if self._keep_alive is not None:
-            kwargs["keep_alive"] = self._keep_alive
-        return kwargs
+            body["keep_alive"] = self._keep_alive
+        return body
 
 
 # ---- translation ----------------------------------------------------------------------------
@@ -193,27 +223,87 @@ def _options_to_ollama(options: GenerationOptions) -> dict[str, Any]:
     return mapped
 
 
-def _events_from_chunk(chunk: ollama.ChatResponse) -> Iterator[ModelEvent]:
-    message = chunk.message
-    if message.thinking:
-        yield ThinkingDelta(message.thinking)
-    if message.content:
-        yield TextDelta(message.content)
-    for call in message.tool_calls or ():
-        arguments = dict(call.function.arguments or {})
-        yield ToolCallRequested(ToolCall(name=call.function.name, arguments=arguments))
-    if chunk.done:
-        reason: DoneReason = "length" if chunk.done_reason == "length" else "stop"
+# ---- the NDJSON stream ----------------------------------------------------------------------
+
+
+class MalformedChunk(ValueError):
+    """A line of the upstream's stream that is not an Ollama chat chunk."""
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The non-blank lines of an NDJSON body, as the bytes arrive (a line may be of any length)."""
+    pending = b""
+    async for data in content.iter_any():
+        pending += data
+        if b"\n" not in data:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+def _decode(line: bytes, model: str) -> dict[str, Any]:
+    """One chunk; an ``{"error": ...}`` line (the upstream failed mid-generation) raises it."""
+    chunk = json.loads(line)
+    if not isinstance(chunk, dict):
+        raise MalformedChunk(f"expected a JSON object, got {line[:80]!r}")
+    if error := chunk.get("error"):
+        raise ProviderError(str(error), status=500, model=model, body=str(error))
+    return chunk
+
+
+def _error_text(text: str) -> str:
+    """The message of an error answer: Ollama's ``{"error": "..."}``, else the text as it came."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return str(error) if error else text
+
+
+def _events_from_chunk(chunk: dict[str, Any]) -> Iterator[ModelEvent]:
+    message = chunk.get("message") or {}
+    if not isinstance(message, dict):
+        raise MalformedChunk(f"'message' is not an object: {message!r:.80}")
+    if thinking := message.get("thinking"):
+        yield ThinkingDelta(str(thinking))
+    if content := message.get("content"):
+        yield TextDelta(str(content))
+    for call in message.get("tool_calls") or ():
+        yield ToolCallRequested(_tool_call(call))
+    if chunk.get("done") is True:
+        reason: DoneReason = "length" if chunk.get("done_reason") == "length" else "stop"
         yield Finished(reason=reason, usage=_usage(chunk))
 
 
-def _usage(chunk: ollama.ChatResponse) -> Usage:
+def _tool_call(call: Any) -> ToolCall:
+    function = call.get("function") if isinstance(call, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    arguments = function.get("arguments") or {} if isinstance(function, dict) else None
+    if not isinstance(name, str) or not isinstance(arguments, dict):
+        raise MalformedChunk(f"not a tool call (function with a name and object arguments): {call!r:.120}")
+    return ToolCall(name=name, arguments=dict(arguments))
+
+
+def _usage(chunk: dict[str, Any]) -> Usage:
+    def count(key: str) -> int:
+        value = chunk.get(key)
+        return value if isinstance(value, int) else 0
+
     return Usage(
-        prompt_tokens=chunk.prompt_eval_count or 0,
-        completion_tokens=chunk.eval_count or 0,
-        load_duration_ns=chunk.load_duration or 0,
-        prompt_eval_duration_ns=chunk.prompt_eval_duration or 0,
-        eval_duration_ns=chunk.eval_duration or 0,
+        prompt_tokens=count("prompt_eval_count"),
+        completion_tokens=count("eval_count"),
+        load_duration_ns=count("load_duration"),
+        prompt_eval_duration_ns=count("prompt_eval_duration"),
+        eval_duration_ns=count("eval_duration"),
     )
 
 
@@ -248,9 +338,14 @@ def _upstream_errors(base_url: str, model: str) -> Iterator[None]:
         # An error line inside a stream has no status (-1): the upstream failed mid-generation.
         status = exc.status_code if exc.status_code >= 400 else 500
         raise ProviderError(exc.error, status=status, model=model, body=exc.error) from exc
-    except (json.JSONDecodeError, pydantic.ValidationError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, MalformedChunk, pydantic.ValidationError) as exc:
         raise ProviderError(f"unexpected response from Ollama upstream at {base_url}: {exc}",
                             status=502, model=model) from exc
+    except TimeoutError as exc:  # aiohttp's timeouts (connecting, or between two reads of the stream)
+        raise UpstreamTimeout(f"Ollama upstream at {base_url} timed out", model=model) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnavailable(f"cannot reach Ollama upstream at {base_url}: {_reason(exc)}",
+                                  model=model) from exc
     except httpx.TransportError as exc:
         if isinstance(exc, httpx.TimeoutException) and not connection_failed(exc):
             raise UpstreamTimeout(f"Ollama upstream at {base_url} timed out", model=model) from exc

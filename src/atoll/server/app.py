@@ -89,7 +89,7 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
                   docs_url="/atoll/docs", redoc_url=None, openapi_url="/atoll/openapi.json")
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.router.routes[:0] = routes_ollama.plain_routes
+    app.router.routes[:0] = [*routes_ollama.plain_routes, *routes_openai.plain_routes]
     app.state.mcp = LazyMcpEndpoint(_agent_mcp(runtime), max_body_bytes=runtime.config.server.max_body_bytes)
     app.router.routes.append(Route(MCP_PATH, app.state.mcp))
     a2a = LazyApp(_a2a_app(runtime))

@@ -46,6 +46,7 @@ class ServerMetrics:
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry)
         self.tokens = Counter("atoll_tokens", "LLM tokens: in (prompt) and out (completion).",
                               ["direction"], registry=registry)
+        self._tokens_in, self._tokens_out = self.tokens.labels("in"), self.tokens.labels("out")
         self.tool_calls = Counter("atoll_tool_calls", "Tool calls run by the agent, by tool and outcome.",
                                   ["tool", "outcome"], registry=registry)
         self.generations = Gauge("atoll_active_generations", "Agent turns in progress.", registry=registry)
@@ -75,8 +76,8 @@ class ServerMetrics:
 
     def observe_event(self, event: AgentEvent) -> None:
         if isinstance(event, RunFinished):
-            self.tokens.labels("in").inc(event.usage.prompt_tokens)
-            self.tokens.labels("out").inc(event.usage.completion_tokens)
+            self._tokens_in.inc(event.usage.prompt_tokens)
+            self._tokens_out.inc(event.usage.completion_tokens)
         elif isinstance(event, ToolFinished):
             self.tool_calls.labels(event.call.name, "error" if event.result.is_error else "ok").inc()
 

@@ -35,11 +35,14 @@ _REF = "#/components/schemas/{model}"
 PLAIN_ROUTES: dict[tuple[str, str], str] = {
     ("post", "/api/chat"): "Chat with the agent (NDJSON stream unless `stream` is false)",
     ("post", "/api/generate"): "Complete a prompt (NDJSON stream unless `stream` is false)",
+    ("post", "/v1/chat/completions"): "OpenAI chat completion (server-sent events when `stream` is true)",
+    ("post", "/v1/completions"): "OpenAI text completion (server-sent events when `stream` is true)",
 }
 
-_REPLY = {"200": {"description": "The reply: one JSON object, or NDJSON chunks when streaming",
+_REPLY = {"200": {"description": "The reply: one JSON object, or NDJSON chunks (SSE under /v1) when streaming",
                   "content": {"application/json": {"schema": {"type": "object"}},
-                              "application/x-ndjson": {"schema": {"type": "string"}}}},
+                              "application/x-ndjson": {"schema": {"type": "string"}},
+                              "text/event-stream": {"schema": {"type": "string"}}}},
           "400": {"description": "Bad request"}, "404": {"description": "Unknown model"}}
 
 

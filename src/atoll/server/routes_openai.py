@@ -12,13 +12,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from atoll.agent.loop import RunRequest
 from atoll.dialects.openai.parse import chat_run_request, completion_run_request
 from atoll.dialects.openai.render import ChatRenderer, TextRenderer, openai_error_body
 from atoll.dialects.openai.wire import ChatCompletionRequest, CompletionRequest, ModelObject
 from atoll.server.body import read_body
-from atoll.server.context import caller, runtime_of
+from atoll.server.context import caller, runtime_from, runtime_of
 from atoll.server.conversation import converse
 from atoll.server.runtime import AgentRuntime
 from atoll.server.streaming import collect, rendered, stream_sse
@@ -51,8 +52,8 @@ async def retrieve_model(model_id: str, runtime: AgentRuntime = Depends(runtime_
     return _model_object(runtime, runtime.check_model(model_id))
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> Response:
+async def chat_completions(request: Request) -> Response:
+    runtime = runtime_from(request)
     body = await read_body(request, ChatCompletionRequest)
     model = runtime.check_model(body.model)
     run = chat_run_request(body)
@@ -61,10 +62,17 @@ async def chat_completions(request: Request, runtime: AgentRuntime = Depends(run
     return await _respond(request, runtime, run, renderer, streaming=body.stream)
 
 
-@router.post("/v1/completions")
-async def completions(request: Request, runtime: AgentRuntime = Depends(runtime_of)) -> Response:
+async def completions(request: Request) -> Response:
+    runtime = runtime_from(request)
     body = await read_body(request, CompletionRequest)
     model = runtime.check_model(body.model)
     runtime.require_ready()
     renderer = TextRenderer(model, include_usage=body.include_usage)
     return await _respond(request, runtime, completion_run_request(body), renderer, streaming=body.stream)
+
+
+#: The hot paths as plain Starlette routes, like ``routes_ollama.plain_routes`` (and for the same reason).
+plain_routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+]
