@@ -107,7 +107,7 @@ def worker_counts(agents: list[ExportedAgent]) -> tuple[int, int]:
     return 1, max(1, sum(a.config.deployment.most_replicas for a in agents))
 
 
-def ray_service(agents: list[ExportedAgent], image: str, namespace: str | None, ray: str) -> Manifest:
+def ray_service(agents: list[ExportedAgent], image: str, namespace: str | None, ray_release: str) -> Manifest:
     head_ports = [{"name": "gcs-server", "containerPort": 6379}, {"name": "dashboard", "containerPort": 8265},
                   {"name": "client", "containerPort": 10001}, {"name": "serve", "containerPort": SERVE_PORT}]
     fewest, most = worker_counts(agents)
@@ -117,7 +117,7 @@ def ray_service(agents: list[ExportedAgent], image: str, namespace: str | None, 
         "spec": {
             "serveConfigV2": yaml.safe_dump(serve_config_of(agents), sort_keys=False),
             "rayClusterConfig": {
-                "rayVersion": ray,
+                "rayVersion": ray_release,
                 "authOptions": {"mode": "token"},
                 "enableInTreeAutoscaling": True,
                 # the autoscaler beside the head: unprivileged, its root left writable (it is Ray's image code)
@@ -179,10 +179,10 @@ def secrets_note(agents: list[ExportedAgent], namespace: str | None) -> str:
 
 
 def render(agents: list[ExportedAgent], image: str = k8s.DEFAULT_IMAGE, namespace: str | None = None,
-           ray: str | None = None) -> dict[str, str]:
+           ray_release: str | None = None) -> dict[str, str]:
     """File name -> content for the output folder."""
     files = {"agents.yaml": k8s.dump(agent_config_maps(agents, namespace)),
-             "ray-service.yaml": k8s.dump([ray_service(agents, image, namespace, ray or ray_version())]),
+             "ray-service.yaml": k8s.dump([ray_service(agents, image, namespace, ray_release or ray_version())]),
              "ray-network.yaml": k8s.dump([network_policy(namespace)]),
              "front-door.yaml": k8s.dump(k8s.front_door_manifests(front_door_settings(), image, namespace))}
     return k8s.package(files, namespace, secrets_note(agents, namespace))
