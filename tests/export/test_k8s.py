@@ -249,5 +249,5 @@ def test_the_rendered_front_door_routes_to_the_agents_services(rendered: Path, t
 
 def test_the_dockerfile_runs_as_the_user_the_manifests_ask_for() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "USER 10001:10001" in dockerfile and "pip install ." in dockerfile
+    assert "USER 10001:10001" in dockerfile and 'pip install ".${ATOLL_EXTRAS:+[$ATOLL_EXTRAS]}"' in dockerfile
     assert "ATOLL_HOME=/var/lib/atoll" in dockerfile  # the emptyDir the manifests mount there
