@@ -10,6 +10,7 @@ This module imports nothing from the package.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 in UTC with microseconds and ``Z`` (safe for every client's parser)."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment is not None:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _second
+    second, nanos = divmod(time.time_ns(), 1_000_000_000)
+    if second != _second[0]:
+        _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second[1]}{nanos // 1000:06d}Z"
+
+
+#: The current second, formatted: every streamed chunk carries a timestamp, and formatting a whole
+#: one per chunk cost more than encoding the chunk.
+_second: tuple[int, str] = (-1, "")
 
 
 class _Lenient(BaseModel):

@@ -29,6 +29,7 @@ import httpx
 import ollama
 import pydantic
 
+from atoll import fastjson
 from atoll.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from atoll.messages import (
     DoneReason,
@@ -126,7 +127,7 @@ class OllamaProvider:
         unread, and aiohttp then closes that connection, which ends the generation upstream. One
         that does not stop reads on past the ``done`` line to the end of the body, so the
         connection goes back to the pool (a new TCP connection per turn otherwise)."""
-        body = _encode(self._chat_body(request))
+        body = fastjson.dumps(self._chat_body(request))
         done = False
         with _upstream_errors(self.base_url, self.model):
             if self._session is None:
@@ -230,10 +231,6 @@ class MalformedChunk(ValueError):
     """A line of the upstream's stream that is not an Ollama chat chunk."""
 
 
-def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     """The non-blank lines of an NDJSON body, as the bytes arrive (a line may be of any length)."""
     pending = b""
@@ -251,7 +248,7 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 
 def _decode(line: bytes, model: str) -> dict[str, Any]:
     """One chunk; an ``{"error": ...}`` line (the upstream failed mid-generation) raises it."""
-    chunk = json.loads(line)
+    chunk = fastjson.loads(line)
     if not isinstance(chunk, dict):
         raise MalformedChunk(f"expected a JSON object, got {line[:80]!r}")
     if error := chunk.get("error"):

@@ -24,7 +24,7 @@ from atoll.server.context import caller, runtime_from, runtime_of
 from atoll.server.conversation import converse
 from atoll.server.models import model_entry, show_response
 from atoll.server.runtime import AgentRuntime
-from atoll.server.streaming import collect, rendered, stream_ndjson
+from atoll.server.streaming import JSONReply, collect, rendered, stream_ndjson
 from atoll.sessions.ids import check_session_id
 from atoll.wire import ChatRequest, GenerateRequest, ModelNameRequest, timestamp
 
@@ -36,7 +36,7 @@ async def respond(request: Request, encoder: ChunkEncoder, events: AsyncIterator
     headers = {"X-Session-ID": session_id} if session_id else None
     if streaming:
         return await stream_ndjson(rendered(encoder, events), headers=headers)
-    return JSONResponse(await collect(request, encoder, events), headers=headers)
+    return JSONReply(await collect(request, encoder, events), headers=headers)
 
 
 def _load_reply(model: str, *, unload: bool, generate: bool) -> JSONResponse:

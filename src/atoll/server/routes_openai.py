@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from atoll.agent.loop import RunRequest
@@ -22,7 +22,7 @@ from atoll.server.body import read_body
 from atoll.server.context import caller, runtime_from, runtime_of
 from atoll.server.conversation import converse
 from atoll.server.runtime import AgentRuntime
-from atoll.server.streaming import collect, rendered, stream_sse
+from atoll.server.streaming import JSONReply, collect, rendered, stream_sse
 from atoll.sessions.ids import check_session_id
 
 router = APIRouter()
@@ -35,7 +35,7 @@ async def _respond(request: Request, runtime: AgentRuntime, run: RunRequest, ren
     events = converse(runtime, run, session_id=session_id, owner=caller(request), headers=request.headers)
     if streaming:
         return await stream_sse(rendered(renderer, events), error_body=openai_error_body, headers=headers)
-    return JSONResponse(await collect(request, renderer, events), headers=headers)
+    return JSONReply(await collect(request, renderer, events), headers=headers)
 
 
 def _model_object(runtime: AgentRuntime, model_id: str) -> dict[str, Any]:

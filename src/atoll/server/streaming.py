@@ -10,7 +10,6 @@ stops the generation and any tool calls in flight.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from atoll import fastjson
 from atoll.agent.events import AgentEvent, RunFinished
 from atoll.dialects.ollama.render import ollama_error_body, ollama_error_chunk
 from atoll.errors import AtollError
@@ -37,11 +37,18 @@ _END = object()
 
 
 def ndjson_line(chunk: dict[str, Any]) -> bytes:
-    return json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return fastjson.dumps(chunk) + b"\n"
 
 
 def sse_event(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + fastjson.dumps(chunk) + b"\n\n"
+
+
+class JSONReply(JSONResponse):
+    """A whole reply (``stream: false``), encoded like the streamed chunks."""
+
+    def render(self, content: Any) -> bytes:
+        return fastjson.dumps(content)
 
 
 def _error_message(exc: BaseException) -> str:
