@@ -40,7 +40,7 @@ from typing import TypeAlias
 from atoll._version import __version__
 
 #: Modules under ``atoll.commands``, each with ``register(modes)``; the map lists them in this order.
-MODES = ("server", "deployment", "status", "export", "restart_server")
+MODES = ("server", "deployment", "status", "export", "restart_server", "model_host")
 #: Flags that select a mode wherever they appear (the seed's ``atoll --server ...``).
 FLAG_MODES = {"--server": "server"}
 #: The mode of a bare ``atoll`` or ``atoll --some-option ...``.

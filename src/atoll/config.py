@@ -62,6 +62,10 @@ ENV_VARS: dict[str, EnvVar] = {
                "agent's keys), so it shares sessions with HTTP clients using that key."),
         EnvVar("ATOLL_ADMIN_TOKEN", None, "Bearer token the deployment server's management API requires "
                "(overrides admin_token in deployment_servers.json)."),
+        EnvVar("ATOLL_MODEL_HOST", None, "URL of a model host (atoll model-host) that agents with provider "
+               "\"local\" use instead of loading the model themselves; set by the deployment server."),
+        EnvVar("ATOLL_MODEL_HOST_TOKEN_FILE", None, "File holding the agent's token for ATOLL_MODEL_HOST; set "
+               "by the deployment server."),
         EnvVar("ATOLL_DEPLOY_AGENT_KEY", None, "Set by the deployment server for each agent it runs: a key "
                "it reaches the agent with (dashboard), accepted besides [server] api_keys when those are set."),
     )

@@ -20,18 +20,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
 from atoll.deploy.handover import Listeners
+from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import AdoptedProcess
+from atoll.deploy.runner import AgentRunner
 from atoll.deploy.state import AgentRecord
-from atoll.deploy.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 #: Start times are floats from /proc; the same process reads back the same value, within rounding.
 START_TIME_TOLERANCE = 0.05
+
+
+class Supervised(Protocol):
+    """What is reconciled: the supervisor's agents, or the model hosts (``atoll.deploy.model_hosts``)."""
+
+    runners: dict[str, AgentRunner]
+    ports: PortAllocator
 
 
 @dataclass
@@ -52,7 +61,7 @@ def same_process(record: AgentRecord) -> psutil.Process | None:
     return proc
 
 
-async def reconcile(supervisor: Supervisor, records: dict[str, AgentRecord], listeners: Listeners,
+async def reconcile(supervisor: Supervised, records: dict[str, AgentRecord], listeners: Listeners,
                     probe: Callable[[int], Awaitable[bool]], run_dir: Path, *, stop_grace: float
                     ) -> Reconciled:
     result = Reconciled([], [])
@@ -77,7 +86,7 @@ async def reconcile(supervisor: Supervisor, records: dict[str, AgentRecord], lis
     return result
 
 
-async def _why_not(supervisor: Supervisor, record: AgentRecord, listeners: Listeners,
+async def _why_not(supervisor: Supervised, record: AgentRecord, listeners: Listeners,
                    probe: Callable[[int], Awaitable[bool]]) -> str | None:
     """Why the live process of ``record`` cannot be adopted, or None when it can."""
     runner = supervisor.runners.get(record.name)

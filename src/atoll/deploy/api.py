@@ -41,7 +41,9 @@ async def health(request: Request) -> JSONResponse:
 async def list_agents(request: Request) -> JSONResponse:
     sup = context_of(request).supervisor
     problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
-    return JSONResponse({"agents": sup.statuses(), "problems": problems})
+    hosts = context_of(request).model_hosts
+    return JSONResponse({"agents": sup.statuses(), "problems": problems,
+                         "model_hosts": hosts.statuses() if hosts is not None else []})
 
 
 async def get_agent(request: Request) -> JSONResponse:

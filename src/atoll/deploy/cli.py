@@ -189,7 +189,7 @@ def _print_table(url: str, body: dict[str, Any]) -> None:
                   show_edge=False, pad_edge=False, collapse_padding=True)
     for column in STATUS_COLUMNS:
         table.add_column(column, no_wrap=column != "agent", overflow="fold")
-    for row in status_rows(body.get("agents", [])):
+    for row in status_rows(body.get("agents", []) + body.get("model_hosts", [])):
         table.add_row(*row)
     console = Console()
     console.print(table)

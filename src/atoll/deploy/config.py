@@ -134,6 +134,9 @@ class DeploymentConfig(BaseModel):
     allow_pip_options: bool = False
     #: Extra environment variable names passed to agents (on top of the built-in allow-list).
     pass_env: list[str] = Field(default_factory=list)
+    #: Agents with ``provider = "local"`` share one model host per model (``atoll model-host``)
+    #: instead of each loading its own copy; false: each agent loads its own (as run alone).
+    share_local_models: bool = True
     #: Seconds an agent outlives its deployment server before it shuts down by itself, unless a
     #: restarted deployment server adopts it meanwhile (the lease; see docs/deployment.md).
     orphan_grace: float = Field(default=60.0, gt=0)

@@ -13,6 +13,7 @@ from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.config import DeploymentConfig, RemoteServer
 from atoll.deploy.deploy_zip import Deployer
 from atoll.deploy.middleware import AdminToken, RequestStats
+from atoll.deploy.model_hosts import ModelHosts
 from atoll.deploy.relay_slots import RelaySlots
 from atoll.deploy.supervisor import Supervisor
 from atoll.deploy.ui.events import StateFeed
@@ -41,6 +42,8 @@ class DeployContext:
     stats: RequestStats = field(default_factory=RequestStats)
     relays: RelaySlots = field(default_factory=RelaySlots)
     started: float = field(default_factory=time.monotonic)
+    #: The shared model hosts (``atoll.deploy.model_hosts``), listed with the agents.
+    model_hosts: ModelHosts | None = None
 
     @property
     def admin_token(self) -> AdminToken:

@@ -12,10 +12,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atoll.config import load_agent_file
-from atoll.errors import ConfigError
+from atoll.config import AgentConfig, load_agent_file, load_ollama_config, resolve_llm
+from atoll.errors import AtollError, ConfigError
+from atoll.providers.gguf import DEFAULT_N_CTX, DEFAULT_N_THREADS, resolve_model_path
 
 AGENT_FILE_NAMES = ("agent.toml", "agent.json")
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """The embedded model an agent with ``provider = "local"`` runs: agents with the same one share
+    a model host (``atoll.deploy.model_hosts``)."""
+
+    path: str
+    context_length: int = DEFAULT_N_CTX
+    threads: int = DEFAULT_N_THREADS
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,8 @@ class AgentSpec:
     startup_timeout: float | None = None
     auto_start: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    #: Set when the agent runs the embedded model (``provider = "local"``).
+    local_model: LocalModel | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,23 @@ def load_spec(agent_file: Path) -> AgentSpec:
         else None,
         auto_start=deployment.auto_start,
         env=dict(deployment.env),
+        local_model=local_model_of(config, agent_file.parent),
     )
+
+
+def local_model_of(config: AgentConfig, folder: Path) -> LocalModel | None:
+    """The agent's embedded model as the agent itself will resolve it (its provider by the same
+    precedence, its ``model_path`` relative to its folder), or None: not local, or a model file
+    that is missing (the agent then fails on its own, with its own error)."""
+    try:
+        llm = resolve_llm(config.llm, load_ollama_config())
+        if llm.provider != "local":
+            return None
+        path = resolve_model_path(str(folder / Path(llm.model_path).expanduser()) if llm.model_path else None)
+        return LocalModel(str(path.resolve()), llm.context_length or DEFAULT_N_CTX,
+                          int(llm.extra.get("n_threads", DEFAULT_N_THREADS)))
+    except (AtollError, ValueError, TypeError):
+        return None
 
 
 def discover(agents_dir: Path) -> Discovery:

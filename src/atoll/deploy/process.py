@@ -250,10 +250,13 @@ class ProcessFactory:
         env_base: dict[str, str] | None = None,
         agent_keys: AgentKeys | None = None,
         secrets: Iterable[str] = (),
+        extra_env: Callable[[AgentSpec], dict[str, str]] | None = None,
     ) -> None:
         self.logs_dir = logs_dir
         self.secrets = tuple(secrets)
         self.agent_keys = agent_keys
+        #: Variables set per spawn by others (the model host's address, ``atoll.deploy.model_hosts``).
+        self.extra_env = extra_env
         self.listeners = listeners
         self.run_dir = run_dir
         self.command_for = command_for
@@ -274,6 +277,8 @@ class ProcessFactory:
         env = child_env(spec, self.pass_env, self.env_base, self.secrets)
         if self.agent_keys is not None:
             env[AGENT_KEY_ENV] = self.agent_keys.key_for(spec.name)
+        if self.extra_env is not None:
+            env.update(self.extra_env(spec))
         try:
             with paths["stdout"].open("ab") as out, paths["stderr"].open("ab") as err:
                 # A plain Popen (fork/exec takes milliseconds) keeps exit watching on our pidfd.

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,7 +25,7 @@ import uvicorn
 from atoll._version import __version__
 from atoll.config import atoll_home
 from atoll.deploy.admin_token import admin_token_path, ensure_admin_token
-from atoll.deploy.adopt import reconcile
+from atoll.deploy.adopt import Supervised, reconcile
 from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.app import create_app, make_client
 from atoll.deploy.config import STATE_FILE_NAME, DeploymentConfig
@@ -34,12 +35,21 @@ from atoll.deploy.discover import AgentSpec, Discovery, Problem, discover
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.handover import Listeners
 from atoll.deploy.logs import log_paths, rotate, tail
+from atoll.deploy.model_hosts import ModelHosts, llama_cpp_available
 from atoll.deploy.policy import BackoffPolicy, Timeouts
 from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import CommandFor, Launch, ProcessFactory, agent_command
 from atoll.deploy.remote import plain_http_warnings
 from atoll.deploy.runner import FAILED, STOPPED, AgentRunner, RunnerDeps
-from atoll.deploy.state import Lease, StateFile, folder_checksum, other_live_server, read_records, read_state
+from atoll.deploy.state import (
+    AgentRecord,
+    Lease,
+    StateFile,
+    folder_checksum,
+    other_live_server,
+    read_records,
+    read_state,
+)
 from atoll.deploy.supervisor import Supervisor, SupervisorSettings
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
@@ -111,6 +121,7 @@ class DeploymentServer:
     lease: Lease
     run_dir: Path
     factory: ProcessFactory
+    model_hosts: ModelHosts
     #: Where the generated admin token is (None when one is configured).
     token_file: Path | None = None
     #: Set by ``request_restart`` (SIGHUP): leave the agents running for the re-executed server.
@@ -155,6 +166,7 @@ class DeploymentServer:
         ports = PortAllocator(config.base_port, reserved={config.api_port})
         supervisor = Supervisor(deps, ports, settings_from(config), max_agents=config.max_agents)
         supervisor.on_port_released = listeners.release
+        hosts = _model_hosts(config, deps, ports, listeners, run_dir, factory, logs_dir)
         found = discover(agents_dir)
         supervisor.problems = list(found.problems)
         for spec in found.specs:
@@ -166,19 +178,21 @@ class DeploymentServer:
             checksum = read_checksum(spec.folder)
             if checksum:
                 supervisor.checksums[spec.name] = checksum
+        hosts.plan([runner.spec for runner in supervisor.runners.values()])
         deployer = Deployer(supervisor, agents_dir, venv_root, keep_old_versions=config.keep_old_versions,
                             allow_pip_options=config.allow_pip_options)
         sampler = Sampler(supervisor, probes, agent_keys, interval=config.sample_interval)
         server = cls(config, agents_dir, logs_dir, supervisor, deployer, client, probes, found, agent_keys, feed,
                      sampler, listeners, StateFile(home / STATE_FILE_NAME), Lease(factory.lease), run_dir, factory,
-                     token_file)
-        deps.changed = server.save_state
+                     hosts, token_file)
+        deps.changed = hosts.deps.changed = server.save_state
         deps.on_state = server._on_state
         return server
 
     def context(self) -> DeployContext:
         return DeployContext(self.supervisor, self.deployer, self.config, self.logs_dir, self.client,
-                             sampler=self.sampler, agent_keys=self.agent_keys, probes=self.probes, feed=self.feed)
+                             sampler=self.sampler, agent_keys=self.agent_keys, probes=self.probes, feed=self.feed,
+                             model_hosts=self.model_hosts)
 
     def request_restart(self, stop: asyncio.Event) -> None:
         """``atoll restart-server`` / SIGHUP: drain the front door, leave the agents running, and
@@ -261,8 +275,10 @@ class DeploymentServer:
             self.save_state()
             self.state.enabled = False  # detached runners have no process: this record is final
             await self.supervisor.detach_all()
+            await self.model_hosts.detach_all()
         else:
             await self.supervisor.stop_all()
+            await self.model_hosts.stop_all()  # after the agents: their last requests may still need it
             self.listeners.close()
             self.state.clear()
         await self.client.aclose()
@@ -283,17 +299,27 @@ class DeploymentServer:
             await asyncio.sleep(0.05)
 
     async def adopt(self) -> None:
-        """Adopt the agents a previous deployment server left running, stop the ones it cannot."""
+        """Adopt the agents (and model hosts) a previous deployment server left running, stop the
+        ones it cannot; then start the hosts adopted agents need and no host was adopted for."""
+        # Both read before anything changes: every state change rewrites the state file.
+        hosts = read_records(self.state.path, "model_hosts") if self.state.enabled else {}
         records = read_records(self.state.path) if self.state.enabled else {}
-        if not records:
-            return
+        self.model_hosts.claim_ports(hosts)
+        if hosts:
+            await self._reconcile(self.model_hosts, hosts, "model host")
+        if records:
+            adopted = await self._reconcile(self.supervisor, records, "agent")
+            self.model_hosts.start_for([self.supervisor.runners[name].spec for name in adopted])
+
+    async def _reconcile(self, supervised: Supervised, records: dict[str, AgentRecord], kind: str) -> list[str]:
         started = time.monotonic()
-        result = await reconcile(self.supervisor, records, self.listeners, self.supervisor.deps.probe,
+        result = await reconcile(supervised, records, self.listeners, self.supervisor.deps.probe,
                                  self.run_dir, stop_grace=self.config.stop_timeout)
-        await asyncio.gather(*(self.supervisor.settle(self.supervisor.runners[n]) for n in result.adopted))
-        logger.info("adopted %d agent(s) in %.3f s: %s; stopped %d stale: %s", len(result.adopted),
+        await asyncio.gather(*(self.supervisor.settle(supervised.runners[n]) for n in result.adopted))
+        logger.info("adopted %d %s(s) in %.3f s: %s; stopped %d stale: %s", len(result.adopted), kind,
                     time.monotonic() - started, ", ".join(result.adopted) or "-", len(result.stopped),
                     ", ".join(result.stopped) or "-")
+        return result.adopted
 
     def _on_state(self, name: str, state: str) -> None:
         self.feed.publish(name, state)
@@ -305,7 +331,7 @@ class DeploymentServer:
 
     def save_state(self) -> None:
         try:
-            self.state.save(self.supervisor.records(self._checksum))
+            self.state.save(self.supervisor.records(self._checksum), self.model_hosts.records())
         except OSError as exc:
             logger.error("cannot write the state file %s: %s", self.state.path, exc)
 
@@ -321,11 +347,32 @@ class DeploymentServer:
         while True:
             self.lease.renew()
             self.save_state()
-            for name in self.supervisor.runners:
+            for name in [*self.supervisor.runners, *self.model_hosts.runners]:
                 for path in log_paths(self.logs_dir, name).values():
                     with contextlib.suppress(OSError):
                         rotate(path, max_bytes=self.config.log_max_bytes, backups=self.config.log_backups)
             await asyncio.sleep(interval)
+
+
+def _model_hosts(config: DeploymentConfig, deps: RunnerDeps, ports: PortAllocator, listeners: Listeners,
+                 run_dir: Path, agents: ProcessFactory, logs_dir: Path) -> ModelHosts:
+    """The model hosts, spawned by a factory of their own, supervised with the agents' settings;
+    the agents' factory asks them for each agent's host address."""
+    enabled = config.share_local_models and llama_cpp_available()
+    if config.share_local_models and not enabled:
+        logger.info("no llama-cpp-python in %s: agents on the embedded model load their own copy", sys.executable)
+
+    def command(spec: AgentSpec, launch: Launch) -> list[str]:
+        return hosts.command(spec, launch)
+
+    factory = ProcessFactory(logs_dir, listeners, run_dir, command_for=command, pass_env=config.pass_env,
+                             orphan_grace=config.orphan_grace, env_base=agents.env_base, secrets=agents.secrets)
+    host_deps = RunnerDeps(spawn=factory, probe=deps.probe, log_tail=deps.log_tail)
+    hosts = ModelHosts(host_deps, ports, listeners, settings_from(config), run_dir, enabled=enabled,
+                       startup_timeout=config.startup_timeout)
+    host_deps.on_state = hosts.on_state
+    agents.extra_env = hosts.env_for
+    return hosts
 
 
 async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:

@@ -62,9 +62,10 @@ def read_state(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def read_records(path: Path) -> dict[str, AgentRecord]:
+def read_records(path: Path, kind: str = "agents") -> dict[str, AgentRecord]:
+    """The records of ``kind``: ``agents``, or ``model_hosts`` (``atoll.deploy.model_hosts``)."""
     records: dict[str, AgentRecord] = {}
-    for raw in read_state(path).get("agents", []):
+    for raw in read_state(path).get(kind, []):
         with contextlib.suppress(KeyError, ValueError, TypeError):
             record = AgentRecord.from_dict(raw)
             records[record.name] = record
@@ -99,10 +100,11 @@ class StateFile:
         self.enabled = True
         self._written = ""
 
-    def save(self, records: list[AgentRecord]) -> None:
+    def save(self, records: list[AgentRecord], hosts: list[AgentRecord] | None = None) -> None:
         if not self.enabled:
             return
-        text = json.dumps({**self.server, "agents": [asdict(r) for r in records]}, indent=1)
+        text = json.dumps({**self.server, "agents": [asdict(r) for r in records],
+                           "model_hosts": [asdict(r) for r in hosts or []]}, indent=1)
         if text != self._written:
             write_atomically(self.path, text)
             self._written = text

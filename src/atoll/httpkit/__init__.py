@@ -6,7 +6,7 @@ The agent server (``atoll.server``) and the deployment server (``atoll.deploy``)
 metrics, who needs a token) is handed to it, never copied.
 """
 
-from atoll.httpkit.bearer import TokenSet, bearer_token
+from atoll.httpkit.bearer import TokenSet, bearer_token, signed_holder, signed_token
 from atoll.httpkit.body import BodyLimit, framing_problem
 from atoll.httpkit.browser import BrowserPolicy, HostPolicy, OriginPolicy
 from atoll.httpkit.front import FrontMiddleware
@@ -29,4 +29,6 @@ __all__ = [
     "logged_path",
     "metric_method",
     "request_id_of",
+    "signed_holder",
+    "signed_token",
 ]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from atoll.config import env
 from atoll.errors import ConfigError, RequestError
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ BUILTIN_PROVIDERS: dict[str, str] = {
 }
 
 
+#: ``provider = "local"`` when ``ATOLL_MODEL_HOST`` names a model host (``atoll.model_host``).
+MODEL_HOST_PROVIDER = "atoll.providers.model_host:ModelHostProvider"
+
+
 def create_provider(config: LLMConfig) -> Provider:
     """Build the provider named by ``config.provider``.
 
@@ -76,6 +81,8 @@ def create_provider(config: LLMConfig) -> Provider:
     """
     name = config.provider or "local"
     target = BUILTIN_PROVIDERS.get(name, name)
+    if name == "local" and env("ATOLL_MODEL_HOST"):  # set by the deployment server: a shared model host
+        target = MODEL_HOST_PROVIDER
     module_name, sep, class_name = target.partition(":")
     if not sep:
         known = ", ".join(sorted(BUILTIN_PROVIDERS))

@@ -84,7 +84,7 @@ class OllamaProvider:
 
     name = "ollama"
 
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMConfig, *, headers: dict[str, str] | None = None) -> None:
         self.base_url: str = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.model: str = config.model or DEFAULT_MODEL
         self.profile = ModelProfile(family="", format="gguf", context_length=config.context_length)
@@ -100,8 +100,10 @@ class OllamaProvider:
         # Long-lived, so their pools keep the upstream connections warm: the official client (over
         # aiohttp, httpx-aiohttp) for show and embed, and an aiohttp session for the chat stream,
         # opened on the first turn (inside the event loop), sending the client's own headers
-        # (its User-Agent, and the Authorization it takes from OLLAMA_API_KEY).
-        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, transport=upstream_transport())
+        # (its User-Agent, and the Authorization it takes from OLLAMA_API_KEY or ``headers``: the
+        # model host's token, ``atoll.providers.model_host``).
+        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, transport=upstream_transport(),
+                                          headers=headers)
         self._headers = dict(self._client._client.headers)
         self._chat_url = f"{self.base_url}/api/chat"
         self._session: aiohttp.ClientSession | None = None
@@ -109,7 +111,8 @@ class OllamaProvider:
     async def start(self) -> None:
         """Fill the profile from ``/api/show``. An unreachable upstream only logs a warning: the
         server still starts and reports the upstream's state through ``/health``."""
-        probe = ollama.AsyncClient(host=self.base_url, timeout=min(STARTUP_PROBE_TIMEOUT_S, self._timeout))
+        probe = ollama.AsyncClient(host=self.base_url, timeout=min(STARTUP_PROBE_TIMEOUT_S, self._timeout),
+                                   headers=self._headers)
         try:
             with _upstream_errors(self.base_url, self.model):
                 shown = await probe.show(self.model)
