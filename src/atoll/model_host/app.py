@@ -3,7 +3,8 @@
     GET  /health        200 once the model is loaded (the deployment server's probe); no token
     GET  /api/version   no token
     POST /api/show      what the model is: details, context and embedding length, capabilities
-    POST /api/chat      one chat turn, streamed as NDJSON chunks (one per token), in Ollama's shape
+    POST /api/chat      one chat turn in Ollama's shape: NDJSON chunks (one per token), or with
+                        ``stream: false`` one reply
     POST /api/embed     embedding vectors
 
 Every call but the first two needs ``Authorization: Bearer <signed token>`` naming the calling agent
@@ -42,7 +43,7 @@ from atoll.model_host.fair import FairQueue
 from atoll.wire import ChatRequest, EmbedRequest, timestamp
 
 if TYPE_CHECKING:
-    from atoll.providers.llamacpp import LlamaCppProvider
+    from atoll.providers.base import Provider
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ _Body = TypeVar("_Body", ChatRequest, EmbedRequest)
 class ModelHost:
     """The loaded model, the queue in front of it, and the secret that checks callers' tokens."""
 
-    def __init__(self, provider: LlamaCppProvider, secret: bytes) -> None:
+    def __init__(self, provider: Provider, secret: bytes) -> None:
         self.provider = provider
         self.secret = secret
         self.queue = FairQueue()
@@ -101,7 +102,7 @@ def create_app(host: ModelHost, *, lifespan: Any = None) -> Any:
         body = _parse(ChatRequest, await request.body())
         model_request = ModelRequest(paired(messages_from_wire(body.messages or [])), tool_specs(body.tools),
                                      options_from_wire(body.options), body.format, body.think)
-        return ChatStream(host, request.scope["state"]["caller"], model_request)
+        return ChatStream(host, request.scope["state"]["caller"], model_request, stream=body.stream is not False)
 
     async def embed(request: Request) -> JSONResponse:
         body = _parse(EmbedRequest, await request.body())
@@ -121,8 +122,8 @@ def create_app(host: ModelHost, *, lifespan: Any = None) -> Any:
 class ChatStream(Response):
     """One chat turn as an ASGI response: wait for the turn, then stream; a disconnect ends both."""
 
-    def __init__(self, host: ModelHost, caller: str, request: ModelRequest) -> None:
-        self.host, self.caller, self.request = host, caller, request
+    def __init__(self, host: ModelHost, caller: str, request: ModelRequest, *, stream: bool = True) -> None:
+        self.host, self.caller, self.request, self.stream = host, caller, request, stream
         self.model = host.provider.model
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,6 +144,9 @@ class ChatStream(Response):
         async with self.host.queue.turn(self.caller), aclosing(stream) as events:
             try:
                 first = await anext(events)
+                if not self.stream:
+                    await _send_whole(send, 200, _collected(self.model, [first, *[e async for e in events]]))
+                    return
             except ProviderError as exc:
                 await _send_whole(send, exc.status, {"error": str(exc)})
                 return
@@ -175,6 +179,14 @@ def _chunk(model: str, event: ModelEvent) -> dict[str, Any] | None:
                 "prompt_eval_duration": usage.prompt_eval_duration_ns, "eval_count": usage.completion_tokens,
                 "eval_duration": usage.eval_duration_ns}
     return None
+
+
+def _collected(model: str, events: list[ModelEvent]) -> dict[str, Any]:
+    """``stream: false``: the final chunk, carrying the whole reply."""
+    final = next((e for e in events if isinstance(e, Finished)), Finished())
+    reply = _chunk(model, final) or {}
+    reply["message"]["content"] = "".join(e.text for e in events if isinstance(e, TextDelta))
+    return reply
 
 
 def _line(chunk: dict[str, Any]) -> bytes:
