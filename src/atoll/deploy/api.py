@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from atoll.deploy.context import context_of
+from atoll.deploy.backend import management_of
 from atoll.deploy.errors import BadRequest, ManagementError, limited
-from atoll.deploy.logs import log_paths, tail
 from atoll.deploy.metrics import CONTENT_TYPE, scrape
 from atoll.deploy.remote import check_all
 from atoll.deploy.runner import FAILED, RUNNING
@@ -32,75 +31,64 @@ def _flag(request: Request, key: str, default: bool) -> bool:
 
 
 async def health(request: Request) -> JSONResponse:
-    sup = context_of(request).supervisor
-    running = sum(1 for r in sup.runners.values() if r.state == RUNNING)
+    agents = await management_of(request).backend.statuses()
+    running = sum(1 for a in agents if a["status"] == RUNNING)
     return JSONResponse({"status": "healthy", "timestamp": datetime.now(UTC).isoformat(),
-                         "agents": {"total": len(sup.runners), "running": running}})
+                         "agents": {"total": len(agents), "running": running}})
 
 
 async def list_agents(request: Request) -> JSONResponse:
-    sup = context_of(request).supervisor
-    problems = [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]
-    hosts = context_of(request).model_hosts
-    return JSONResponse({"agents": sup.statuses(), "problems": problems,
-                         "model_hosts": hosts.statuses() if hosts is not None else []})
+    backend = management_of(request).backend
+    return JSONResponse({"agents": await backend.statuses(), "problems": backend.problems(),
+                         "model_hosts": backend.model_hosts()})
 
 
 async def get_agent(request: Request) -> JSONResponse:
-    return JSONResponse(context_of(request).supervisor.status(request.path_params["name"]))
+    return JSONResponse(await management_of(request).backend.status(request.path_params["name"]))
 
 
 async def start_agent(request: Request) -> JSONResponse:
-    sup = context_of(request).supervisor
-    name = request.path_params["name"]
-    runner = await sup.start(name, wait=_flag(request, "wait", True))
-    return _after_start(sup.status(name), runner.state)
+    backend = management_of(request).backend
+    return _after_start(await backend.start(request.path_params["name"], wait=_flag(request, "wait", True)))
 
 
 async def restart_agent(request: Request) -> JSONResponse:
-    sup = context_of(request).supervisor
-    name = request.path_params["name"]
-    runner = await sup.restart(name, wait=_flag(request, "wait", True),
-                               graceful=_flag(request, "graceful", True))
-    return _after_start(sup.status(name), runner.state)
+    backend = management_of(request).backend
+    return _after_start(await backend.restart(request.path_params["name"], wait=_flag(request, "wait", True),
+                                              graceful=_flag(request, "graceful", True)))
 
 
-def _after_start(body: dict[str, Any], state: str) -> JSONResponse:
-    if state == FAILED:
+def _after_start(body: dict[str, Any]) -> JSONResponse:
+    if body["status"] == FAILED:
         raise ManagementError(f"Agent {body['name']} failed to start: {body['error_message']}",
                               error_code="AGENT_START_FAILED")
     return JSONResponse(body)
 
 
 async def stop_agent(request: Request) -> JSONResponse:
-    sup = context_of(request).supervisor
-    name = request.path_params["name"]
-    await sup.stop(name)
-    return JSONResponse(sup.status(name))
+    return JSONResponse(await management_of(request).backend.stop(request.path_params["name"]))
 
 
 async def delete_agent(request: Request) -> JSONResponse:
     name = request.path_params["name"]
-    await context_of(request).deployer.remove(name)
+    await management_of(request).backend.remove(name)
     return JSONResponse({"name": name, "status": "deleted"})
 
 
 async def agent_logs(request: Request) -> JSONResponse:
-    ctx = context_of(request)
+    backend = management_of(request).backend
     name = request.path_params["name"]
-    ctx.supervisor.get(name)
+    await backend.status(name)  # 404 for an unknown agent before a 400 for its lines
     raw = request.query_params.get("lines", "100")
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_LOG_LINES:
         raise BadRequest(f"lines must be an integer from 1 to {MAX_LOG_LINES}")
     lines = int(raw)
-    paths = log_paths(ctx.logs_dir, name)
-    return JSONResponse({"name": name, "lines": lines,
-                         **{stream: tail(path, lines) for stream, path in paths.items()}})
+    return JSONResponse({"name": name, "lines": lines, **await backend.logs(name, lines)})
 
 
 async def deploy_agent(request: Request) -> JSONResponse:
-    ctx = context_of(request)
-    limit = ctx.deployer.limits.max_package_bytes
+    backend = management_of(request).backend
+    limit = backend.max_package_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
         raise BadRequest(f"upload is larger than {limit} bytes", error_code="PACKAGE_TOO_LARGE")
@@ -119,20 +107,21 @@ async def deploy_agent(request: Request) -> JSONResponse:
         force = str(form.get("force", "false")).lower() in ("1", "true", "yes", "on")
     finally:
         await form.close()
-    result = await ctx.deployer.deploy(data, name=name if isinstance(name, str) and name else None,
-                                       force=force)
+    result = await backend.deploy(data, name=name if isinstance(name, str) and name else None, force=force)
     return JSONResponse(result)
 
 
 async def remote(request: Request) -> JSONResponse:
-    ctx = context_of(request)
-    statuses = await check_all(ctx.probes, ctx.config.remote_servers)
+    management = management_of(request)
+    statuses = await check_all(management.probes, management.config.remote_servers)
     return JSONResponse({"remote_servers": [s.to_dict() for s in statuses]})
 
 
 async def metrics(request: Request) -> Response:
-    ctx = context_of(request)
-    return Response(scrape(ctx.supervisor, ctx.stats, ctx.started), media_type=CONTENT_TYPE)
+    management = management_of(request)
+    backend = management.backend
+    text = scrape(len(backend.problems()), management.stats, management.started, await backend.agent_metrics())
+    return Response(text, media_type=CONTENT_TYPE)
 
 
 def routes() -> list[Route]:

@@ -15,9 +15,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from atoll.deploy import api, front_door, passthrough
+from atoll.deploy.backend import LocalBackend, Management
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.context import PROXY_TIMEOUT, DeployContext
+from atoll.deploy.directory import LocalDirectory
 from atoll.deploy.errors import ManagementError
+from atoll.deploy.front_context import FrontContext
 from atoll.deploy.middleware import ManagementGuard
 from atoll.deploy.relay import MAX_ROUTED_BODY
 from atoll.deploy.remote import verify_for
@@ -34,7 +37,7 @@ async def _management_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message, "error_code": exc.error_code}, status_code=exc.status)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
     if request.url.path.startswith("/api/"):
@@ -63,9 +66,12 @@ def create_app(ctx: DeployContext) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[guard],
-        exception_handlers={ManagementError: _management_error, HTTPException: _http_error},
+        exception_handlers={ManagementError: _management_error, HTTPException: http_error},
     )
     app.state.ctx = ctx
+    app.state.front = FrontContext(LocalDirectory(ctx.supervisor, ctx.agent_keys), ctx.config, ctx.client, ctx.probes)
+    app.state.management = Management(LocalBackend(ctx.supervisor, ctx.deployer, ctx.logs_dir, ctx.model_hosts),
+                                      ctx.config, ctx.probes, ctx.stats, ctx.started)
     app.state.mcp = mcp  # closed by whoever serves the app (DeploymentService.run)
     return app
 

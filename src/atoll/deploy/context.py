@@ -10,11 +10,10 @@ import httpx
 from starlette.requests import Request
 
 from atoll.deploy.agent_keys import AgentKeys
-from atoll.deploy.config import DeploymentConfig, RemoteServer
+from atoll.deploy.config import DeploymentConfig
 from atoll.deploy.deploy_zip import Deployer
 from atoll.deploy.middleware import AdminToken, RequestStats
 from atoll.deploy.model_hosts import ModelHosts
-from atoll.deploy.relay_slots import RelaySlots
 from atoll.deploy.supervisor import Supervisor
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
@@ -37,10 +36,7 @@ class DeployContext:
     probes: httpx.AsyncClient
     feed: StateFeed = field(default_factory=StateFeed)
     dashboard: DashboardSessions = field(default_factory=DashboardSessions)
-    #: Model name -> the remote whose front door listed it.
-    remote_index: dict[str, RemoteServer] = field(default_factory=dict)
     stats: RequestStats = field(default_factory=RequestStats)
-    relays: RelaySlots = field(default_factory=RelaySlots)
     started: float = field(default_factory=time.monotonic)
     #: The shared model hosts (``atoll.deploy.model_hosts``), listed with the agents.
     model_hosts: ModelHosts | None = None

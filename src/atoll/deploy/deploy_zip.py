@@ -83,41 +83,14 @@ class Deployer:
         checksum = hashlib.sha256(data).hexdigest()
         staging = self.agents_dir / ".staging" / uuid.uuid4().hex
         try:
-            root = await asyncio.to_thread(self._stage, data, staging, name)
-            spec = self._validate(root, name)
+            root = await asyncio.to_thread(stage_package, data, staging, name, self.limits)
+            spec = validate_package(root, name)
             async with self.supervisor.reserve(spec.name):
                 return await self._install(spec, root, checksum, force)
         finally:
             remove_tree(staging)
 
     # ---- steps ------------------------------------------------------------------------------------
-
-    def _stage(self, data: bytes, staging: Path, name: str | None) -> Path:
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
-            raise BadRequest(f"not a zip archive: {exc}", error_code="INVALID_PACKAGE") from exc
-        with archive:
-            members = check_members(archive, self.limits)
-            # The folder is named after the agent so a config without [agent] name gets that name.
-            dest = staging / (name or "package")
-            dest.mkdir(parents=True)
-            extract(archive, members, dest, self.limits)
-        return _package_root(dest)
-
-    def _validate(self, root: Path, name: str | None) -> AgentSpec:
-        agent_file = agent_file_in(root)
-        assert agent_file is not None
-        try:
-            spec = load_spec(agent_file)
-        except ConfigError as exc:
-            detail = str(exc).replace(str(root.resolve()), "<package>")
-            raise BadRequest(detail, error_code="INVALID_CONFIG") from exc
-        check_agent_name(spec.name, "the package's agent name")
-        if name and spec.name != name:
-            raise BadRequest(f"name '{name}' does not match the package's agent name '{spec.name}'",
-                             error_code="NAME_MISMATCH")
-        return spec
 
     async def _install(self, spec: AgentSpec, root: Path, checksum: str, force: bool) -> dict[str, Any]:
         existing = self.supervisor.runners.get(spec.name)
@@ -129,9 +102,8 @@ class Deployer:
         running = existing is not None and existing.state in (RUNNING, UNHEALTHY) and existing.proc is not None
         if existing is not None and not running:
             await existing.stop()
-        previous = self._swap(root, target)
-        (target / PACKAGE_FILE).write_text(json.dumps(
-            {"sha256": checksum, "deployed_at": datetime.now(UTC).isoformat()}))
+        previous = swap_in(root, target, self.agents_dir, self.keep_old_versions)
+        write_checksum(target, checksum)
         new_spec = load_spec(agent_file_in(target) or target / "agent.toml")
         if existing is not None and running:
             await self._roll_out(existing, new_spec, target, previous)
@@ -154,27 +126,7 @@ class Deployer:
                                   status=500) from exc
 
     def _restore(self, target: Path, previous: Path | None) -> None:
-        """Put the previous version's folder back (the failed one goes to ``.failed``)."""
-        failed = self.agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(target, failed)
-        os.utime(failed)
-        _prune(failed.parent, target.name, self.keep_old_versions)
-        if previous is not None:
-            os.replace(previous, target)
-
-    def _swap(self, staged_root: Path, target: Path) -> Path | None:
-        previous = None
-        if target.exists():
-            keep = self.agents_dir / ".previous"
-            keep.mkdir(parents=True, exist_ok=True)
-            previous = keep / f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-            os.replace(target, previous)
-            os.utime(previous)  # a move keeps the folder's old time; pruning goes by it
-            _prune(keep, target.name, self.keep_old_versions)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged_root, target)
-        return previous
+        restore(target, previous, self.agents_dir, self.keep_old_versions)
 
     async def _start(self, spec: AgentSpec) -> str:
         if spec.name in self.supervisor.runners:
@@ -210,19 +162,88 @@ class Deployer:
         Its sessions go along (as ``sessions.db`` in the moved folder, where a restored folder picks
         them up again), so a new agent that reuses the name starts with none."""
         runner = await self.supervisor.remove(name)
-        folder = runner.spec.folder
-        trash = self.agents_dir / ".deleted"
-        moved = trash / f"{folder.name}-{uuid.uuid4().hex[:6]}"
-        if folder.exists() and folder.parent.resolve() == self.agents_dir.resolve():
-            trash.mkdir(parents=True, exist_ok=True)
-            os.replace(folder, moved)
-            os.utime(moved)
-            _prune(trash, folder.name, self.keep_old_versions)
+        moved = set_aside(runner.spec.folder, self.agents_dir, self.keep_old_versions)
         sessions = agent_session_file(runner.spec.name)
         if sessions.exists():
             target = moved / LEGACY_NAME if moved.is_dir() and not (moved / LEGACY_NAME).exists() \
                 else sessions_dir() / ".deleted" / f"{sessions.stem}-{uuid.uuid4().hex[:6]}.db"
             move_database(sessions, target)
+
+
+# ---- the agent folders, whichever backend runs them (also atoll.ray.backend) -------------------------
+
+
+def stage_package(data: bytes, staging: Path, name: str | None, limits: ArchiveLimits) -> Path:
+    """Unpack the package ``data`` under ``staging`` (checked member by member); its agent folder."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+        raise BadRequest(f"not a zip archive: {exc}", error_code="INVALID_PACKAGE") from exc
+    with archive:
+        members = check_members(archive, limits)
+        # The folder is named after the agent so a config without [agent] name gets that name.
+        dest = staging / (name or "package")
+        dest.mkdir(parents=True)
+        extract(archive, members, dest, limits)
+    return _package_root(dest)
+
+
+def validate_package(root: Path, name: str | None) -> AgentSpec:
+    """The staged agent's spec; a 400 naming the problem (paths shown as ``<package>``)."""
+    agent_file = agent_file_in(root)
+    assert agent_file is not None
+    try:
+        spec = load_spec(agent_file)
+    except ConfigError as exc:
+        detail = str(exc).replace(str(root.resolve()), "<package>")
+        raise BadRequest(detail, error_code="INVALID_CONFIG") from exc
+    check_agent_name(spec.name, "the package's agent name")
+    if name and spec.name != name:
+        raise BadRequest(f"name '{name}' does not match the package's agent name '{spec.name}'",
+                         error_code="NAME_MISMATCH")
+    return spec
+
+
+def write_checksum(folder: Path, checksum: str) -> None:
+    (folder / PACKAGE_FILE).write_text(json.dumps({"sha256": checksum, "deployed_at": datetime.now(UTC).isoformat()}))
+
+
+def swap_in(staged_root: Path, target: Path, agents_dir: Path, keep_old_versions: int) -> Path | None:
+    """Move the staged folder to ``target``; the version it replaces goes to ``.previous`` (returned)."""
+    previous = None
+    if target.exists():
+        keep = agents_dir / ".previous"
+        keep.mkdir(parents=True, exist_ok=True)
+        previous = keep / f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.replace(target, previous)
+        os.utime(previous)  # a move keeps the folder's old time; pruning goes by it
+        _prune(keep, target.name, keep_old_versions)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged_root, target)
+    return previous
+
+
+def restore(target: Path, previous: Path | None, agents_dir: Path, keep_old_versions: int) -> None:
+    """Put the previous version's folder back (the failed one goes to ``.failed``)."""
+    failed = agents_dir / ".failed" / f"{target.name}-{uuid.uuid4().hex[:6]}"
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(target, failed)
+    os.utime(failed)
+    _prune(failed.parent, target.name, keep_old_versions)
+    if previous is not None:
+        os.replace(previous, target)
+
+
+def set_aside(folder: Path, agents_dir: Path, keep_old_versions: int) -> Path:
+    """Move a removed agent's folder to ``.deleted`` (kept, not destroyed); where it went."""
+    trash = agents_dir / ".deleted"
+    moved = trash / f"{folder.name}-{uuid.uuid4().hex[:6]}"
+    if folder.exists() and folder.parent.resolve() == agents_dir.resolve():
+        trash.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, moved)
+        os.utime(moved)
+        _prune(trash, folder.name, keep_old_versions)
+    return moved
 
 
 def _package_root(dest: Path) -> Path:

@@ -30,16 +30,15 @@ from starlette.routing import Route
 
 from atoll._version import OLLAMA_COMPAT_VERSION
 from atoll.deploy.config import RemoteServer
-from atoll.deploy.context import context_of
+from atoll.deploy.directory import AgentAddress, Unavailable
+from atoll.deploy.front_context import front_of
 from atoll.deploy.relay import error, forward, read_body
 from atoll.deploy.remote import HOP_HEADER, LISTING_TIMEOUT, remote_models
-from atoll.deploy.runner import RUNNING, UNHEALTHY
 from atoll.httpkit.body import parse_json
 from atoll.model_names import model_key
 
 if TYPE_CHECKING:
-    from atoll.deploy.context import DeployContext
-    from atoll.deploy.runner import AgentRunner
+    from atoll.deploy.front_context import FrontContext
 
 #: POST routes relayed to the agent named by the body's ``model`` (or ``name``, or ``source``).
 ROUTED = ("/api/chat", "/api/generate", "/api/show", "/api/embed", "/api/embeddings", "/api/pull",
@@ -66,9 +65,8 @@ async def tags(request: Request) -> JSONResponse:
 
 async def ps(request: Request) -> JSONResponse:
     """The running agents as Ollama's loaded models (local ones: remotes have their own front door)."""
-    ctx = context_of(request)
-    runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
-    listed = await asyncio.gather(*(_listing(ctx, r, "/api/ps") for r in runners))
+    ctx = front_of(request)
+    listed = await asyncio.gather(*(_listing(ctx, agent, "/api/ps") for agent in ctx.directory.listed()))
     return JSONResponse({"models": [m for group in listed if group for m in group]})
 
 
@@ -88,10 +86,10 @@ def _epoch(stamp: Any) -> int:
 
 async def _all_models(request: Request) -> list[dict[str, Any]]:
     """Every running local agent's ``/api/tags`` entries, then the remotes' (first name wins)."""
-    ctx = context_of(request)
-    runners = [r for r in ctx.supervisor.runners.values() if r.state == RUNNING]
-    local = await asyncio.gather(*(_listing(ctx, r, "/api/tags") for r in runners))
-    models = [m for name, group in zip((r.spec.name for r in runners), local, strict=True)
+    ctx = front_of(request)
+    agents = ctx.directory.listed()
+    local = await asyncio.gather(*(_listing(ctx, agent, "/api/tags") for agent in agents))
+    models = [m for name, group in zip((a.name for a in agents), local, strict=True)
               for m in (_placeholder(name) if group is None else group)]
     if HOP_HEADER not in request.headers:
         seen = {model_key(str(m.get("name", ""))) for m in models}
@@ -105,12 +103,12 @@ async def _all_models(request: Request) -> list[dict[str, Any]]:
     return models
 
 
-async def _listing(ctx: DeployContext, runner: AgentRunner, path: str) -> list[dict[str, Any]] | None:
+async def _listing(ctx: FrontContext, agent: AgentAddress, path: str) -> list[dict[str, Any]] | None:
     """An agent's ``{"models": [...]}`` answer at ``path``, asked with this server's own key for it
     (never a caller's): [] when it refuses, None when it could not be asked."""
     try:
-        response = await ctx.probes.get(f"http://127.0.0.1:{runner.port}{path}", timeout=LISTING_TIMEOUT,
-                                        headers=ctx.agent_keys.headers(runner.spec.name))
+        response = await ctx.probes.get(agent.url + path, timeout=LISTING_TIMEOUT,
+                                        headers={"Authorization": f"Bearer {agent.key}"})
         if response.status_code in REFUSED:
             return []
         response.raise_for_status()
@@ -126,33 +124,33 @@ def _placeholder(name: str) -> list[dict[str, Any]]:
              "digest": "", "details": {}}]
 
 
-async def _remote_listing(ctx: DeployContext) -> list[tuple[RemoteServer, list[dict[str, Any]]]]:
+async def _remote_listing(ctx: FrontContext) -> list[tuple[RemoteServer, list[dict[str, Any]]]]:
     """Every enabled remote's models, each asked with its own ``api_key`` (or none)."""
     remotes = [r for r in ctx.config.remote_servers if r.enabled]
     listed = await asyncio.gather(*(remote_models(ctx.probes, r) for r in remotes))
     return list(zip(remotes, listed, strict=True))
 
 
-def served_names(ctx: DeployContext) -> list[str]:
+def served_names(ctx: FrontContext) -> list[str]:
     """The model names this front door serves, for "not found" messages."""
-    return sorted({*(r.spec.name for r in ctx.supervisor.runners.values()), *ctx.remote_index})
+    return sorted({*ctx.directory.names(), *ctx.remote_index})
 
 
 def not_found(request: Request, model: str) -> JSONResponse:
-    names = served_names(context_of(request))
+    names = served_names(front_of(request))
     serves = f"; this server serves: {', '.join(names)}" if names else "; this server serves no models yet"
     return error(request, 404, f"model '{model}' not found{serves}")
 
 
-async def target(request: Request, model: str) -> str | RemoteServer | Response:
-    """The local agent's base URL or the remote serving ``model``, or the error to answer."""
-    ctx = context_of(request)
+async def target(request: Request, model: str) -> AgentAddress | RemoteServer | Response:
+    """The agent (here) or the remote serving ``model``, or the error to answer."""
+    ctx = front_of(request)
     name = model_key(model)
-    runner = next((r for agent, r in ctx.supervisor.runners.items() if agent.lower() == name), None)
-    if runner is not None:
-        if runner.state not in (RUNNING, UNHEALTHY):
-            return error(request, 503, f"agent '{runner.spec.name}' is not running (state: {runner.state})")
-        return f"http://127.0.0.1:{runner.port}"
+    found = await ctx.directory.find(name)
+    if isinstance(found, Unavailable):
+        return error(request, 503, f"agent '{found.name}' is not running (state: {found.state})")
+    if found is not None:
+        return found
     if HOP_HEADER in request.headers:
         return error(request, 404, f"model '{model}' not found")
     if name not in ctx.remote_index:
@@ -168,9 +166,7 @@ async def _to_model(request: Request, model: str, body: bytes, path: str) -> Res
     where = await target(request, model)
     if isinstance(where, Response):
         return where
-    remote = where if isinstance(where, RemoteServer) else None
-    base = remote.url if remote is not None else str(where)
-    return await forward(request, base + path, body, remote, f"agent for model '{model}'")
+    return await forward(request, where.url + path, body, where, f"agent for model '{model}'")
 
 
 async def routed(request: Request) -> Response:

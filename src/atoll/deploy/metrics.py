@@ -88,11 +88,11 @@ def agent_families(supervisor: Supervisor) -> list[Family]:
     return [state, restarts, restarts_total, uptime, health, exit_code]
 
 
-def server_families(supervisor: Supervisor, stats: RequestStats, started: float) -> list[Family]:
+def server_families(problem_count: int, stats: RequestStats, started: float) -> list[Family]:
     uptime = Family("atoll_deploy_uptime_seconds", "gauge", "Seconds since the deployment server started.")
     uptime.add(time.monotonic() - started)
     problems = Family("atoll_deploy_discovery_problems", "gauge", "Agent folders that could not be started.")
-    problems.add(len(supervisor.problems))
+    problems.add(problem_count)
     requests = Family("atoll_deploy_http_requests_total", "counter",
                       "HTTP requests answered (management API and front door), by route template and status.")
     seconds = Family("atoll_deploy_http_request_duration_seconds", "summary", "Time to answer a request.")
@@ -108,5 +108,5 @@ def server_families(supervisor: Supervisor, stats: RequestStats, started: float)
     return [uptime, problems, requests, seconds]
 
 
-def scrape(supervisor: Supervisor, stats: RequestStats, started: float) -> str:
-    return render([*server_families(supervisor, stats, started), *agent_families(supervisor)])
+def scrape(problem_count: int, stats: RequestStats, started: float, agents: list[Family]) -> str:
+    return render([*server_families(problem_count, stats, started), *agents])

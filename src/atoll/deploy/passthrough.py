@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from atoll.deploy.directory import AgentAddress
 from atoll.deploy.front_door import target  # one resolver for model names and agent names
 from atoll.deploy.relay import error, forward, read_body
 
@@ -41,8 +42,8 @@ async def relay(request: Request) -> Response:
     if isinstance(where, Response):
         return where
     prefix = PREFIX + raw[len(PREFIX):].partition("/")[0]
-    if isinstance(where, str):
-        return await forward(request, where + path, body, None, f"agent '{name}'", forwarded(request, prefix))
+    if isinstance(where, AgentAddress):
+        return await forward(request, where.url + path, body, where, f"agent '{name}'", forwarded(request, prefix))
     if where.kind == "agent":  # a remote agent server serves its own API at its root
         return await forward(request, where.url + path, body, where, f"agent '{name}'", forwarded(request, prefix))
     # A remote deployment server's agent: its front door has the same prefix (and adds it to X-Forwarded-Prefix).

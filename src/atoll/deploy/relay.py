@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from atoll.deploy.config import RemoteServer
-from atoll.deploy.context import context_of
+from atoll.deploy.directory import AgentAddress
 from atoll.deploy.errors import BodyTooLarge, limited
+from atoll.deploy.front_context import front_of
 from atoll.deploy.remote import HOP_HEADER, front_door_auth
 from atoll.httpkit import bearer_token
 from atoll.model_names import model_key
@@ -58,7 +59,7 @@ def caller_auth(request: Request) -> str | None:
     """The caller's ``Authorization``, unless it carries this server's admin token (which is for the
     management API only and must never reach an agent process)."""
     auth = request.headers.get("authorization")
-    admin = context_of(request).config.admin_token
+    admin = front_of(request).config.admin_token
     presented = bearer_token(auth)
     if presented is not None and admin and hmac.compare_digest(presented, admin.encode()):
         return None
@@ -80,26 +81,23 @@ def upstream_headers(request: Request, remote: RemoteServer | None) -> dict[str,
     return {k: v for k, v in headers.items() if v}
 
 
-def _client_headers(request: Request, url: str) -> dict[str, str]:
-    """For an agent this server spawned (found by its port; local targets are always
-    ``http://127.0.0.1:<port>``): the caller's address, proven by the agent's own secret, so the
-    agent's per-client rate limits see callers, not the front door's 127.0.0.1."""
-    ctx = context_of(request)
-    port = httpx.URL(url).port
-    runner = next((r for r in ctx.supervisor.runners.values() if r.port == port), None)
+def _client_headers(request: Request, agent: AgentAddress) -> dict[str, str]:
+    """For an agent of this server: the caller's address, proven by the agent's own secret, so the
+    agent's per-client rate limits see callers, not the front door's address."""
     peer = request.client.host if request.client else None
-    if runner is None or not peer:
+    if not peer:
         return {}
-    return {"X-Atoll-Client": peer, "X-Atoll-Front-Door-Key": ctx.agent_keys.key_for(runner.spec.name)}
+    return {"X-Atoll-Client": peer, "X-Atoll-Front-Door-Key": agent.key}
 
 
-async def forward(request: Request, url: str, body: bytes, remote: RemoteServer | None, what: str,
+async def forward(request: Request, url: str, body: bytes, to: AgentAddress | RemoteServer, what: str,
                   extra_headers: dict[str, str] | None = None) -> Response:
-    """Send ``request`` (method, query, headers, ``body``) to ``url`` and stream the answer back;
+    """Send ``request`` (method, query, headers, ``body``) to ``url`` (an address of the agent or
+    remote ``to``) and stream the answer back;
     502 naming ``what`` when the target cannot be reached. No read timeout (a generation takes
     what it takes), but a caller that goes away before the answer starts ends the wait, and one
     that leaves mid-stream ends the relay (Starlette cancels the stream)."""
-    ctx = context_of(request)
+    ctx = front_of(request)
     agent = model_key(str(request.scope.get("state", {}).get("model", url)))
     release = ctx.relays.take(agent, ctx.config.max_relays_per_agent)
     if release is None:
@@ -108,7 +106,7 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
         busy.headers["Retry-After"] = "1"
         return busy
     try:
-        response = await _forward(request, ctx.client, url, body, remote, what, extra_headers, release)
+        response = await _forward(request, ctx.client, url, body, to, what, extra_headers, release)
     except BaseException:
         release()
         raise
@@ -117,11 +115,13 @@ async def forward(request: Request, url: str, body: bytes, remote: RemoteServer 
     return response
 
 
-async def _forward(request: Request, client: httpx.AsyncClient, url: str, body: bytes, remote: RemoteServer | None,
-                   what: str, extra_headers: dict[str, str] | None, release: Callable[[], None]) -> Response:
+async def _forward(request: Request, client: httpx.AsyncClient, url: str, body: bytes,
+                   to: AgentAddress | RemoteServer, what: str, extra_headers: dict[str, str] | None,
+                   release: Callable[[], None]) -> Response:
+    remote = to if isinstance(to, RemoteServer) else None
     headers = upstream_headers(request, remote) | (extra_headers or {})
-    if remote is None:
-        headers |= _client_headers(request, url)
+    if isinstance(to, AgentAddress):
+        headers |= _client_headers(request, to)
     upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
                                     headers=headers)
 
