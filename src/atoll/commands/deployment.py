@@ -28,6 +28,13 @@ def register(modes: Subparsers) -> None:
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM; with --tls-key; "
                         "overrides tls_cert in the config file)")
     parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="what runs the agents: local processes (default), or Ray Serve (needs the 'ray' "
+                        "extra: pip install 'atoll[ray]'); see docs/scale-out.md")
+    parser.add_argument("--ray-address", metavar="auto|HOST:PORT", help="with --backend ray: the Ray cluster to "
+                        "join (default: start a local single-node cluster on 127.0.0.1, stopped on exit)")
+    parser.add_argument("--http-port", type=int, default=8000, help="with --backend ray: Ray Serve's HTTP port "
+                        "on 127.0.0.1, serving the Ollama/OpenAI front door and /agent/<name>/ (default 8000)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="stderr log level; info includes one access line per request")
     parser.add_argument("--log-format", default="text", choices=["text", "json"])

@@ -32,7 +32,7 @@ from atoll.mcp_http import MCP_PATH, LazyMcpEndpoint
 
 logger = logging.getLogger(__name__)
 
-async def _management_error(request: Request, exc: Exception) -> JSONResponse:
+async def management_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ManagementError)
     return JSONResponse({"detail": exc.message, "error_code": exc.error_code}, status_code=exc.status)
 
@@ -66,7 +66,7 @@ def create_app(ctx: DeployContext) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[guard],
-        exception_handlers={ManagementError: _management_error, HTTPException: http_error},
+        exception_handlers={ManagementError: management_error, HTTPException: http_error},
     )
     app.state.ctx = ctx
     app.state.front = FrontContext(LocalDirectory(ctx.supervisor, ctx.agent_keys), ctx.config, ctx.client, ctx.probes)

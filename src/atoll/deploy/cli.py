@@ -30,6 +30,7 @@ from atoll.logs import setup_logging
 
 if TYPE_CHECKING:
     from atoll.deploy.service import DeploymentServer
+    from atoll.ray.backend import RayBackend
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ def deploy(args: argparse.Namespace) -> int:
         agents_dir.mkdir(parents=True)
         print(f"note: created the agents directory {agents_dir}; put one folder per agent in it "
               "(each with agent.toml or agent.json).")
+    if args.backend == "ray":
+        return _serve_ray(args, config, agents_dir)
     try:
         server = asyncio.run(_serve(config, agents_dir))
     except ConfigError as exc:
@@ -80,6 +83,37 @@ def deploy(args: argparse.Namespace) -> int:
         from atoll.deploy.restart import reexec
 
         reexec(server.front_door, server.listeners)
+    return 0
+
+
+def _serve_ray(args: argparse.Namespace, config: DeploymentConfig, agents_dir: Path) -> int:
+    """``--backend ray`` (see :mod:`atoll.ray.server`)."""
+    try:
+        from atoll.ray.server import RayOptions, run
+    except ImportError as exc:
+        print(f"error: --backend ray needs Ray Serve ({exc}): pip install 'atoll[ray]'", file=sys.stderr)
+        return 2
+
+    async def report(url: str, backend: RayBackend, token_file: Path | None) -> None:
+        agents = await backend.statuses()
+        lines = startup_block(config.display_host, agents, backend.problems(), [], url, str(agents_dir))
+        lines[0] = "[OK] ATOLL deployment server started (backend: Ray Serve)"
+        where = f"in {token_file} (atoll status reads it)" if token_file \
+            else "configured (admin_token / ATOLL_ADMIN_TOKEN)"
+        lines += [f"  Admin token: {where}; the management API needs 'Authorization: Bearer <token>'",
+                  f"  Ray Serve (Ollama/OpenAI front door, /agent/<name>/): http://127.0.0.1:{args.http_port}",
+                  f"  Ray cluster: {args.ray_address or 'local single-node head on 127.0.0.1 (stopped on exit)'}"]
+        print("\n".join(lines), flush=True)
+
+    try:
+        asyncio.run(run(config, agents_dir, RayOptions(args.ray_address, args.http_port), on_ready=report))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ManagementError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("ATOLL deployment server stopped; its Ray Serve applications deleted.", flush=True)
     return 0
 
 

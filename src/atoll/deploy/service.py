@@ -64,7 +64,7 @@ HEALTH_PROBE_TIMEOUT = 2.0
 _RUNNING_HERE: set[str] = set()
 
 
-class _QuietServer(uvicorn.Server):
+class QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the deployment server owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -209,7 +209,7 @@ class DeploymentServer:
         port = sock.getsockname()[1]
         self.gate = DrainGate(create_app(self.context()))
         tls = tls_options(self.config.tls_cert, self.config.tls_key, where="deployment config")
-        server = _QuietServer(uvicorn.Config(self.gate, log_level="warning",
+        server = QuietServer(uvicorn.Config(self.gate, log_level="warning",
                                              lifespan="off", access_log=False, **UVICORN_OPTIONS, **tls,
                                              timeout_graceful_shutdown=math.ceil(self.config.drain_timeout)))
         url = f"{'https' if tls else 'http'}://{self.config.bind_host}:{port}"
