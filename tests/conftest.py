@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_server import run_redis
 from tests.support.servers import AgentServer, run_agent_server, scripted_agent_toml, write_agent
 
 
@@ -28,6 +29,13 @@ def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServe
     agent = write_agent(folder, scripted_agent_toml("echo"))
     with run_agent_server(agent, cwd=folder) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the whole test session (each test uses its own key namespace)."""
+    with run_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from atoll.errors import ConfigError
 from atoll.ray.serve_config import (
     AGENT_BUILDER,
     AGENT_DEPLOYMENT,
+    AUTOSCALING_PACE,
     INGRESS_APP,
     agent_application,
     ingress_application,
@@ -44,12 +45,14 @@ def deployment_of(app: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(("scaling", "expected"), [
     ("", {"num_replicas": 1}),
     ("replicas = 3\n", {"num_replicas": 3}),
-    ("max_replicas = 4\n", {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4}}),
+    ("max_replicas = 4\n", {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4, **AUTOSCALING_PACE}}),
     ("min_replicas = 2\nmax_replicas = 6\ntarget_ongoing_requests = 3\n",
-     {"autoscaling_config": {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 3.0},
+     {"autoscaling_config": {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 3.0,
+                             **AUTOSCALING_PACE},
       "max_ongoing_requests": 5}),
     ("max_replicas = 2\ntarget_ongoing_requests = 8\n",  # the per-replica cap stays above the target
-     {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8.0},
+     {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8.0,
+                             **AUTOSCALING_PACE},
       "max_ongoing_requests": 12}),
 ], ids=["default", "fixed", "autoscaling", "target", "high-target"])
 def test_scaling_settings_map_to_serve_fields(tmp_path: Path, scaling: str, expected: dict[str, Any]) -> None:

@@ -40,6 +40,9 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024
 START_TIMEOUT_S = 120.0
 READY_LINE = "Ray runtime started"
 PR_SET_PDEATHSIG = 1
+#: How often Serve's proxies and replicas report requests in progress to its autoscaler (default 10 s).
+METRICS_PUSH = {"RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
+                "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1"}
 
 
 def ensure_token(path: Path) -> Path:
@@ -93,8 +96,9 @@ class LocalHead:
         """Start the head and wait until it runs; its address (``127.0.0.1:PORT``). Call it from the
         main thread: the head is told to stop when the thread that started it ends."""
         # Its applications are deleted before it stops: no drain (Ray's default waits up to 30 s).
+        # Load reaches Serve's autoscaler every second, not every 10 s.
         env = {**(os.environ if self.env is None else self.env), **self.driver_env(),
-               "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+               "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **METRICS_PUSH}
         # Short: Ray's socket paths live under it, and a Unix socket path has at most 107 bytes.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="atoll-ray-"))
         command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",

@@ -45,6 +45,11 @@ AGENT_PREFIX = "/agent/"
 #: Serve's ``max_ongoing_requests`` default; Ray advises setting it 20-50 % above the target.
 SERVE_MAX_ONGOING = 5
 
+#: How fast Serve scales an agent: up after 2 s above target, averaged over the last 15 s (Serve's
+#: defaults, 30 s and 30 s, leave a burst of chats queued on one replica for half a minute; the
+#: window must stay above Serve's 10 s metrics interval); down after Serve's default 10 minutes.
+AUTOSCALING_PACE = {"upscale_delay_s": 2.0, "look_back_period_s": 15.0}
+
 Application = dict[str, Any]
 
 
@@ -90,7 +95,7 @@ def agent_deployment(config: AgentConfig) -> dict[str, Any]:
     deployment: dict[str, Any] = {"name": AGENT_DEPLOYMENT}
     if settings.autoscaling:
         autoscaling: dict[str, Any] = {"min_replicas": settings.min_replicas or 1,
-                                       "max_replicas": settings.max_replicas}
+                                       "max_replicas": settings.max_replicas, **AUTOSCALING_PACE}
         target = settings.target_ongoing_requests
         if target is not None:
             autoscaling["target_ongoing_requests"] = target
