@@ -3,7 +3,8 @@ a small object store, the same :class:`atoll.ray.cluster.LocalHead` ``atoll --ba
 and one deployment server with the Ray backend on it, running two agents on the scripted LLM:
 
 * ``echo``: 2 replicas, sessions in the suite's real Redis (``ATOLL_SESSION_URL``);
-* ``other``: autoscaling from 1 to 2 replicas at 1 request in progress per replica.
+* ``other``: autoscaling from 1 to 2 replicas at 1 request in progress per replica;
+* ``solo``: 2 replicas with SQLite sessions, which the backend refuses to deploy.
 
 Each replica asks for 0.1 CPU. At the end the cluster stops and no process of it may be left.
 """
@@ -29,11 +30,12 @@ REPLICA = 'ray_actor_options = { num_cpus = 0.1 }\n'
 ECHO = scripted_agent_toml("echo", extra=f"[deployment]\nreplicas = 2\n{REPLICA}")
 OTHER = scripted_agent_toml("other", extra=f"[deployment]\nmin_replicas = 1\nmax_replicas = 2\n"
                                            f"target_ongoing_requests = 1\n{REPLICA}")
+#: Refused: two replicas would each keep their own SQLite sessions.
+SOLO = scripted_agent_toml("solo", extra=f"[server]\nsession_store = \"sqlite\"\n[deployment]\nreplicas = 2\n{REPLICA}")
 
 
 @dataclass
 class RayCluster:
-    head: LocalHead
     address: str
     #: Serve's HTTP port: Serve starts once per cluster, so every deployment server here uses this one.
     http_port: int
@@ -48,7 +50,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     head = LocalHead(tmp_path_factory.mktemp("ray-run"), num_cpus=2, env=env)
     address = head.start()
     try:
-        yield RayCluster(head, address, free_port(), {**env, **head.driver_env()})
+        yield RayCluster(address, free_port(), {**env, **head.driver_env()})
     finally:
         head.stop()
         left = [f"{p.pid} {' '.join(p.cmdline()[:3])}" for p in head.processes()]
@@ -118,7 +120,7 @@ def stop_fleet(fleet: RayFleet) -> None:
 
 @pytest.fixture(scope="session")
 def ray_fleet(ray_cluster: RayCluster, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayFleet]:
-    fleet = start_fleet(ray_cluster, tmp_path_factory.mktemp("ray-fleet"), {"echo": ECHO, "other": OTHER},
+    fleet = start_fleet(ray_cluster, tmp_path_factory.mktemp("ray-fleet"), {"echo": ECHO, "other": OTHER, "solo": SOLO},
                         {"ATOLL_SESSION_URL": redis_url})
     try:
         yield fleet

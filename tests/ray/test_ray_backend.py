@@ -64,6 +64,9 @@ def test_the_management_api_and_atoll_status_show_serve_s_replicas(ray_fleet: Ra
     agents = {a["name"]: a for a in listed["agents"]}
     assert {n: (a["status"], a["replicas"]["running"]) for n, a in agents.items()} == \
         {"echo": ("running", 2), "other": ("running", 1)}
+    (refused,) = listed["problems"]
+    assert refused["folder"].endswith("solo") and "deployment.replicas" in refused["reason"]
+    assert 'session_store = "sqlite"' in refused["reason"] and "loses its history" in refused["reason"]
     status = subprocess.run([sys.executable, "-m", "atoll", "status", "--url", ray_fleet.api], capture_output=True,
                             text=True, timeout=60, env=server_env(ATOLL_HOME=str(ray_fleet.home)))
     assert status.returncode == 0, status.stderr

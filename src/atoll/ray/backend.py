@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -49,9 +50,6 @@ from atoll.ray.serve_config import agent_application
 from atoll.ray.states import AppState, agent_states
 
 logger = logging.getLogger(__name__)
-
-#: How often a command that waits reads Serve's status.
-POLL_S = 0.25
 
 
 class RayBackend:
@@ -92,27 +90,21 @@ class RayBackend:
         return agent_states(await asyncio.to_thread(serve.status))
 
     async def _deploy(self, spec: AgentSpec, *, wait: bool) -> AppState | None:
-        """Deploy (or roll out again) the agent's application; with ``wait``, until it runs or fails."""
+        """Deploy (or roll out again) the agent's application; with ``wait``, until Serve says it runs
+        or failed (``startup_timeout`` at most), and its state then."""
         from ray import serve
 
         app_spec = self._application(spec)
         target = application(app_spec, secret=self.secret, session_url=self.session_url or "")
-        deployed_before = (await self._states()).get(spec.name)
-        since = deployed_before.deployed_at if deployed_before is not None else None
-        await asyncio.to_thread(serve._run, target, name=app_spec["name"], route_prefix=app_spec["route_prefix"],
-                                _blocking=False)
-        return await self._settle(spec.name, since) if wait else None
-
-    async def _settle(self, name: str, since: float | None) -> AppState | None:
-        """The application's state once this deploy of it (newer than ``since``) runs or failed."""
-        deadline = time.monotonic() + self.startup_timeout
-        state = None
-        while time.monotonic() < deadline:
-            state = (await self._states()).get(name)
-            if state is not None and (since is None or (state.deployed_at or 0) > since) and state.settled:
-                return state
-            await asyncio.sleep(POLL_S)
-        return state
+        deploy = functools.partial(serve._run, target, name=app_spec["name"], route_prefix=app_spec["route_prefix"],
+                                   _blocking=wait)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(deploy), self.startup_timeout)
+        except RuntimeError as exc:  # Serve's "Deploying application ... failed": the state says why
+            logger.warning("agent %s did not deploy: %s", spec.name, exc)
+        except TimeoutError:
+            logger.warning("agent %s not running after %g s", spec.name, self.startup_timeout)
+        return (await self._states()).get(spec.name) if wait else None
 
     async def _delete(self, name: str) -> None:
         from ray import serve

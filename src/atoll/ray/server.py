@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The resource only Ray's head node has.
+HEAD_NODE = "node:__internal_head__"
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -75,17 +78,17 @@ def management_app(management: Management, admin_token: str, config: DeploymentC
 
 
 async def start_serve(options: RayOptions, config: DeploymentConfig, secret: str) -> None:
-    """Serve's proxies on 127.0.0.1 (every node that runs replicas: the ingress sends requests on
-    through its own node's proxy), then the ingress application."""
+    """Serve's HTTP proxy on the head node's 127.0.0.1, then the ingress application on the head node
+    too (it sends requests on to the agents through that proxy, which reaches replicas on any node)."""
     from ray import serve
 
     from atoll.ray.apps import application
     from atoll.ray.ingress import front_settings
     from atoll.ray.serve_config import INGRESS_APP, ingress_application
 
-    await asyncio.to_thread(serve.start, proxy_location="EveryNode",
+    await asyncio.to_thread(serve.start, proxy_location="HeadOnly",
                             http_options={"host": "127.0.0.1", "port": options.http_port})
-    spec = ingress_application(ray_actor_options={"num_cpus": 0.1})
+    spec = ingress_application(ray_actor_options={"num_cpus": 0.1, "resources": {HEAD_NODE: 0.001}})
     target = application(spec, front=front_settings(config, options.http_port, secret))
     await asyncio.to_thread(serve.run, target, name=INGRESS_APP, route_prefix="/")
 

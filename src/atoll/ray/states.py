@@ -30,17 +30,10 @@ class AppState:
     message: str = ""
     #: When Serve last deployed it (seconds since the epoch).
     deployed_at: float | None = None
-    #: Serve's own status of the application (``DEPLOYING`` while a rollout is under way).
-    serve_status: str = ""
 
     @property
     def running_replicas(self) -> int:
         return self.replicas.get("RUNNING", 0)
-
-    @property
-    def settled(self) -> bool:
-        """Serve is done deploying it: every replica of this version runs, or it failed."""
-        return self.serve_status in ("RUNNING", "UNHEALTHY", "DEPLOY_FAILED")
 
     @property
     def routable(self) -> bool:
@@ -61,5 +54,5 @@ def agent_states(status: Any) -> dict[str, AppState]:
         if serve_state == "DEPLOYING" and replicas.get("RUNNING", 0):
             state = RUNNING
         message = app.message or deployment.message if state in (FAILED, UNHEALTHY) else ""
-        found[name] = AppState(name, state, replicas, message, app.last_deployed_time_s or None, serve_state)
+        found[name] = AppState(name, state, replicas, message, app.last_deployed_time_s or None)
     return found
