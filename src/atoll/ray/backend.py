@@ -168,6 +168,9 @@ class RayBackend:
     def problems(self) -> list[dict[str, Any]]:
         return [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in self.failures]
 
+    def model_hosts(self) -> list[dict[str, Any]]:
+        return []  # an agent on the embedded model loads it in each replica
+
     async def start(self, name: str, *, wait: bool) -> dict[str, Any]:
         spec = self._spec(name)
         async with self._command(name):
