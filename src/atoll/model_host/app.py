@@ -17,7 +17,6 @@ over-long prompt stays a 400 for the agent's client); after it, a last ``{"error
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -31,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from atoll import fastjson
 from atoll._version import __version__
 from atoll.dialects._neutral import paired, tool_specs
 from atoll.dialects.ollama.parse import messages_from_wire, options_from_wire
@@ -190,12 +190,12 @@ def _collected(model: str, events: list[ModelEvent]) -> dict[str, Any]:
 
 
 def _line(chunk: dict[str, Any]) -> bytes:
-    return json.dumps(chunk, separators=(",", ":")).encode() + b"\n"
+    return fastjson.dumps(chunk) + b"\n"
 
 
 async def _send_whole(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+    await send({"type": "http.response.body", "body": fastjson.dumps(body)})
 
 
 def _parse(model: type[_Body], raw: bytes) -> _Body:
