@@ -193,6 +193,28 @@ def speed_paths(run: Fleet, listing: dict[str, Any], shared: bool) -> dict[str, 
     return paths
 
 
+def cpu_per_token(run: Callable[[int], Answer], procs: dict[str, psutil.Process], tokens: int, rounds: int
+                  ) -> dict[str, float]:
+    """CPU ms per generated token of each process part over ``rounds`` answers through ``run``. A
+    part is a whole process, or ``<name> loop`` (its main thread: the event loop) and ``<name>
+    model`` (its other threads: llama.cpp's) for a process that runs the model. Unlike tokens/s,
+    this does not depend on what else the machine is doing."""
+    def times() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, proc in procs.items():
+            threads = proc.threads()
+            main_thread = sum(t.user_time + t.system_time for t in threads if t.id == proc.pid)
+            others = sum(t.user_time + t.system_time for t in threads if t.id != proc.pid)
+            out.update({f"{name} loop": main_thread, f"{name} model": others} if others > 0.05 else
+                       {name: main_thread + others})
+        return out
+
+    before = times()
+    count = sum(run(tokens)[2] for _ in range(rounds))
+    after = times()
+    return {part: (after[part] - before.get(part, 0.0)) * 1000 / count for part in after}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,2,10")
@@ -204,6 +226,7 @@ def main() -> None:
     mem: dict[tuple[int, bool], dict[str, tuple[float, float, int]]] = {}
     speed: dict[str, tuple[float, float]] = {}
     together: dict[bool, tuple[float, list[float]]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     for shared in (False, True):
         for size in sizes:
             with fleet(size, shared) as run:
@@ -211,11 +234,19 @@ def main() -> None:
                 warm(run, listing)
                 mem[(size, shared)] = memory(run)
                 if size == 1:
-                    phase = rates(speed_paths(run, listing, shared), args.tokens, args.rounds)
-                    speed.update({f"{k} ({'after' if shared else 'before'})": v for k, v in phase.items()})
+                    paths = speed_paths(run, listing, shared)
+                    phase = rates(paths, args.tokens, args.rounds)
+                    when = "after" if shared else "before"
+                    speed.update({f"{k} ({when})": v for k, v in phase.items()})
+                    procs = {"agent": psutil.Process(listing["agents"][0]["pid"])}
+                    if shared:
+                        procs["host"] = psutil.Process(listing["model_hosts"][0]["pid"])
+                    through_agent = paths["agent -> host" if shared else "agent, own model"]
+                    cpu[when] = cpu_per_token(through_agent, procs, args.tokens, args.rounds)
                 if size == 2:
                     together[shared] = both_at_once(listing, args.tokens)
     report(mem, speed, together, sizes, args)
+    report_cpu(cpu)
 
 
 def report(mem: dict[tuple[int, bool], dict[str, tuple[float, float, int]]], speed: dict[str, tuple[float, float]],
@@ -247,6 +278,22 @@ def report(mem: dict[tuple[int, bool], dict[str, tuple[float, float, int]]], spe
         for shared, (rate, walls) in together.items():
             label = "after (host, fair queue)" if shared else "before (two models)"
             print(f"  {label:26s} total {rate:6.1f} tokens/s   answers took {', '.join(f'{w:.2f} s' for w in walls)}")
+
+
+def report_cpu(cpu: dict[str, dict[str, float]]) -> None:
+    """What the way through the host costs, in CPU: the parts that are not the model, per token,
+    against the model's own CPU per token; on a CPU-bound machine the ratio of tokens/s is at best
+    model / (model + overhead)."""
+    if not cpu:
+        return
+    print("\n4. CPU ms per token of a client -> agent answer (process main thread = event loop)")
+    for when, parts in cpu.items():
+        print(f"  {when:6s} " + "   ".join(f"{part} {ms:.2f}" for part, ms in parts.items()))
+        model = sum(ms for part, ms in parts.items() if part.endswith("model"))
+        overhead = sum(ms for part, ms in parts.items() if not part.endswith("model"))
+        if model:
+            print(f"         model {model:.2f} ms/token, the rest {overhead:.2f} ms/token: CPU-bound tokens/s "
+                  f"at best {model / (model + overhead):.3f} of the model alone")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,9 @@ def test_two_local_agents_share_one_model_host_that_survives_kills(tmp_path: Pat
             for pid in [run.proc.pid, *(a["pid"] for a in agents.values())]:
                 assert not mapped(pid, ".gguf") and not mapped(pid, "libllama.so"), pid
             assert psutil.Process(run.proc.pid).memory_info().rss < 120 * 1024 * 1024
+            logs = httpx.get(f"{run.url}/agents/{host['name']}/logs", headers=run.headers(), timeout=10,
+                             trust_env=False)
+            assert logs.status_code == 200 and set(logs.json()) >= {"stdout", "stderr"}
 
             # A killed host is restarted on the same port; the next request waits for it and answers.
             os.kill(host["pid"], signal.SIGKILL)

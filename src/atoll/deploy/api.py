@@ -78,7 +78,8 @@ async def delete_agent(request: Request) -> JSONResponse:
 async def agent_logs(request: Request) -> JSONResponse:
     backend = management_of(request).backend
     name = request.path_params["name"]
-    await backend.status(name)  # 404 for an unknown agent before a 400 for its lines
+    if name not in {host["name"] for host in backend.model_hosts()}:  # a model host's logs are here too
+        await backend.status(name)  # 404 for an unknown agent before a 400 for its lines
     raw = request.query_params.get("lines", "100")
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_LOG_LINES:
         raise BadRequest(f"lines must be an integer from 1 to {MAX_LOG_LINES}")

@@ -127,7 +127,8 @@ class LocalBackend:
         return await self.deployer.deploy(data, name=name, force=force)
 
     async def logs(self, name: str, lines: int) -> dict[str, list[str]]:
-        self.supervisor.get(name)
+        if self.hosts is None or name not in self.hosts.runners:
+            self.supervisor.get(name)
         return {stream: tail(path, lines) for stream, path in log_paths(self.logs_dir, name).items()}
 
     async def agent_metrics(self) -> list[Family]:
