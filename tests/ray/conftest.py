@@ -3,7 +3,7 @@ a small object store, the same :class:`atoll.ray.cluster.LocalHead` ``atoll --ba
 and one deployment server with the Ray backend on it, running two agents on the scripted LLM:
 
 * ``echo``: 2 replicas, sessions in the suite's real Redis (``ATOLL_SESSION_URL``);
-* ``other``: autoscaling from 1 to 2 replicas at 1 request in progress per replica;
+* ``other``: autoscaling from 1 to 2 replicas at 1 request in progress per replica, and an API key;
 * ``solo``: 2 replicas with SQLite sessions, which the backend refuses to deploy.
 
 Each replica asks for 0.1 CPU. At the end the cluster stops and no process of it may be left.
@@ -28,8 +28,10 @@ from tests.support.waiting import wait_until
 
 REPLICA = 'ray_actor_options = { num_cpus = 0.1 }\n'
 ECHO = scripted_agent_toml("echo", extra=f"[deployment]\nreplicas = 2\n{REPLICA}")
-OTHER = scripted_agent_toml("other", extra=f"[deployment]\nmin_replicas = 1\nmax_replicas = 2\n"
-                                           f"target_ongoing_requests = 1\n{REPLICA}")
+#: The API key ``other`` wants from its callers (the ingress lists it with the deployment's own key).
+OTHER_KEY = "other-secret-key"
+OTHER = scripted_agent_toml("other", extra=f"[server]\napi_keys = [\"{OTHER_KEY}\"]\n[deployment]\nmin_replicas = 1\n"
+                                           f"max_replicas = 2\ntarget_ongoing_requests = 1\n{REPLICA}")
 #: Refused: two replicas would each keep their own SQLite sessions.
 SOLO = scripted_agent_toml("solo", extra=f"[server]\nsession_store = \"sqlite\"\n[deployment]\nreplicas = 2\n{REPLICA}")
 

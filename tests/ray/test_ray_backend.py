@@ -25,7 +25,7 @@ import openai
 import psutil
 import pytest
 
-from tests.ray.conftest import ECHO, RayFleet
+from tests.ray.conftest import ECHO, OTHER_KEY, RayFleet
 from tests.support.servers import server_env
 from tests.support.waiting import wait_until
 
@@ -37,7 +37,11 @@ REPLICA_HEADER = "X-Atoll-Replica"
 def test_the_official_clients_list_every_agent_and_reach_each_by_model_name(ray_fleet: RayFleet) -> None:
     client = ollama.Client(host=ray_fleet.ingress)
     assert sorted(m.model for m in client.list().models) == ["echo:latest", "other:latest"]
-    answer = client.chat(model="other", messages=[{"role": "user", "content": "/system"}])
+    with pytest.raises(ollama.ResponseError) as refused:  # the agent's own API key, checked by the agent
+        client.chat(model="other", messages=[{"role": "user", "content": "/system"}])
+    assert refused.value.status_code == 401
+    keyed = ollama.Client(host=ray_fleet.ingress, headers={"Authorization": f"Bearer {OTHER_KEY}"})
+    answer = keyed.chat(model="other", messages=[{"role": "user", "content": "/system"}])
     assert answer.message.content == "You are other."
     streamed = [part.message.content for part in
                 client.chat(model="echo", messages=[{"role": "user", "content": "/count 4"}], stream=True)]
@@ -46,7 +50,7 @@ def test_the_official_clients_list_every_agent_and_reach_each_by_model_name(ray_
         client.chat(model="nobody", messages=[{"role": "user", "content": "hi"}])
     assert missing.value.status_code == 404 and "this server serves: echo, other" in str(missing.value)
 
-    with openai.OpenAI(base_url=f"{ray_fleet.ingress}/v1", api_key="unused", max_retries=0) as oa:
+    with openai.OpenAI(base_url=f"{ray_fleet.ingress}/v1", api_key=OTHER_KEY, max_retries=0) as oa:
         assert sorted(m.id for m in oa.models.list()) == ["echo:latest", "other:latest"]
         chunks = oa.chat.completions.create(model="other", stream=True,
                                             messages=[{"role": "user", "content": "/count 3"}])
@@ -104,7 +108,9 @@ async def test_load_scales_an_agent_up_and_every_request_is_answered(ray_fleet: 
             "model": "other", "stream": False, "messages": [{"role": "user", "content": "/slow 40 0.5"}]})
         answers.append(response.status_code)
 
-    async with httpx.AsyncClient(base_url=ray_fleet.ingress, timeout=120) as http, anyio.create_task_group() as tg:
+    async with httpx.AsyncClient(base_url=ray_fleet.ingress, timeout=120,
+                                 headers={"Authorization": f"Bearer {OTHER_KEY}"}) as http, \
+            anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(slow_chat, http)
         await anyio.to_thread.run_sync(lambda: wait_until(
