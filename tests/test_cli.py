@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,8 @@ def test_version_prints_atolls_version() -> None:
 @pytest.mark.parametrize(("args", "options"), [
     (["--server", "--help"], ["--port", "--agent", "--host"]),
     (["server", "--help"], ["--port", "--agent", "--host"]),
-    (["deployment", "--help"], ["--agents-dir", "--api-port", "--base-port"]),
+    (["deployment", "--help"], ["--agents-dir", "--api-port", "--base-port", "--backend", "--ray-address",
+                                "--http-port"]),
     (["--api-port", "9", "--help"], ["--agents-dir", "--api-port", "--base-port"]),
     (["status", "--help"], ["--json", "--url"]),
 ])
@@ -55,3 +57,10 @@ def test_unknown_mode_or_option_is_usage_error_2() -> None:
     unknown_option = atoll_cli("--server", "--prot", "8100")
     assert unknown_option.returncode == 2 and "--prot" in unknown_option.stderr
     assert "Traceback" not in unknown_mode.stderr + unknown_option.stderr
+
+
+def test_a_ray_option_without_the_ray_backend_is_usage_error_2(tmp_path: Path) -> None:
+    result = atoll_cli("--ray-address", "127.0.0.1:6379", "--agents-dir", str(tmp_path / "agents"))
+    assert result.returncode == 2
+    assert "--ray-address is an option of --backend ray" in result.stderr
+    assert not (tmp_path / "agents").exists()  # refused before anything is created

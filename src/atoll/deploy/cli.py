@@ -44,6 +44,9 @@ def _skip_httpx_cli() -> None:
 
 def deploy(args: argparse.Namespace) -> int:
     """Run the deployment server with the arguments of ``atoll`` (see :mod:`atoll.commands.deployment`)."""
+    if args.ray_address is not None and args.backend != "ray":
+        print("error: --ray-address is an option of --backend ray", file=sys.stderr)
+        return 2
     setup_logging(args.log_level, args.log_format)
     # httpx logs every request at info: the health probes alone would drown the access lines.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -88,11 +91,12 @@ def deploy(args: argparse.Namespace) -> int:
 
 def _serve_ray(args: argparse.Namespace, config: DeploymentConfig, agents_dir: Path) -> int:
     """``--backend ray`` (see :mod:`atoll.ray.server`)."""
-    try:
-        from atoll.ray.server import RayOptions, run
-    except ImportError as exc:
-        print(f"error: --backend ray needs Ray Serve ({exc}): pip install 'atoll[ray]'", file=sys.stderr)
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # the server imports ray only once a cluster is up
+        print("error: --backend ray needs Ray Serve: pip install 'atoll[ray]'", file=sys.stderr)
         return 2
+    from atoll.ray.server import RayOptions, run
 
     async def report(url: str, backend: RayBackend, token_file: Path | None) -> None:
         agents = await backend.statuses()
