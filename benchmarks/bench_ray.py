@@ -66,13 +66,24 @@ def first_200(ingress: str, process: subprocess.Popen[bytes], log: Path, timeout
     raise SystemExit(f"no 200 through the ingress after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def serve_processes() -> dict[str, int]:
-    """The Serve proxy, the ingress replica and the ``bench`` replica, by role."""
+def local_head_dir(server: int) -> str:
+    """The temporary folder of the Ray head ``atoll --backend ray`` (pid ``server``) started: every
+    process of that cluster names it."""
+    for child in psutil.Process(server).children():
+        command = child.cmdline()
+        if "--temp-dir" in command:
+            return command[command.index("--temp-dir") + 1]
+    raise SystemExit("atoll --backend ray started no local Ray head")
+
+
+def serve_processes(server: int) -> dict[str, int]:
+    """The Serve proxy, the ingress replica and the ``bench`` replica of the cluster ``atoll --backend
+    ray`` (pid ``server``) started, by role (other clusters on this machine are not looked at)."""
     roles = {"serve proxy": "ProxyActor", "ingress replica": "ServeReplica:_ingress:",
              "agent replica": "ServeReplica:bench:"}
     found: dict[str, int] = {}
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
+    for proc in psutil.Process(server).children(recursive=True):
+        cmdline = " ".join(proc.cmdline())
         for role, marker in roles.items():
             if marker in cmdline:
                 found[role] = proc.pid
@@ -124,20 +135,21 @@ def main() -> None:
             process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             first_200(ingress, process, log)
+            head_dir = local_head_dir(process.pid)
             print(f"cluster start to first 200 through the ingress: {time.monotonic() - started:.1f} s")
-            overhead(ingress, folder, args)
+            overhead(ingress, folder, args, process.pid)
             scale_up(ingress)
-            replacement(ingress)
+            replacement(ingress, process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
             stopping = time.monotonic()
             process.wait(120)
             print(f"stop (SIGTERM to exit, applications deleted, head stopped): {time.monotonic() - stopping:.1f} s")
-    left = [p.pid for p in psutil.process_iter(["cmdline"]) if "atoll-ray-" in " ".join(p.info["cmdline"] or ())]
-    print(f"Ray processes left: {len(left)}")
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if head_dir in " ".join(p.info["cmdline"] or ())]
+    print(f"processes of its Ray cluster left: {len(left)}")
 
 
-def overhead(ingress: str, folder: Path, args: argparse.Namespace) -> None:
+def overhead(ingress: str, folder: Path, args: argparse.Namespace, server: int) -> None:
     agent_file = folder / "agents" / "bench" / "agent.toml"
     with run_agent_server(agent_file, cwd=folder) as direct:
         body = dict(CHAT)
@@ -154,7 +166,7 @@ def overhead(ingress: str, folder: Path, args: argparse.Namespace) -> None:
         pinned_direct = wrk(f"{direct.url}/api/chat", body, connections=args.connections, seconds=args.seconds,
                             folder=folder, watch={"agent": direct.process.pid}, cpus="0")
         pin(direct.process.pid, "0,1")
-        ray_pids = serve_processes()
+        ray_pids = serve_processes(server)
         for pid in ray_pids.values():
             pin(pid, "1")
         pinned_ray = wrk(f"{ingress}/api/chat", body, connections=args.connections, seconds=args.seconds,
@@ -188,9 +200,9 @@ def scale_up(ingress: str) -> None:
     print(f"\nload start (4 concurrent slow chats, target 1 per replica) to a second replica serving: {took:.1f} s")
 
 
-def replacement(ingress: str) -> None:
+def replacement(ingress: str, server: int) -> None:
     before = chat(ingress, "bench").headers[REPLICA_HEADER]
-    replica = serve_processes()["agent replica"]
+    replica = serve_processes(server)["agent replica"]
     psutil.Process(replica).kill()
     took = until_new_replica(ingress, "bench", {before})
     print(f"replica kill (SIGKILL, the agent's only replica) to a new replica serving: {took:.1f} s")
