@@ -1,12 +1,13 @@
-"""One real Ray cluster for the whole test session (a local head on 127.0.0.1 with token auth, 2 CPUs,
-a small object store, the same :class:`atoll.ray.cluster.LocalHead` ``atoll --backend ray`` starts),
-and one deployment server with the Ray backend on it, running two agents on the scripted LLM:
+"""One real Ray cluster for the whole test session: the local head ``atoll --backend ray`` starts itself
+when given no ``--ray-address`` (127.0.0.1 only, token auth, this machine's 2 CPUs, a small object
+store), with that deployment server running three agents on the scripted LLM:
 
 * ``echo``: 2 replicas, sessions in the suite's real Redis (``ATOLL_SESSION_URL``);
 * ``other``: autoscaling from 1 to 2 replicas at 1 request in progress per replica, and an API key;
 * ``solo``: 2 replicas with SQLite sessions, which the backend refuses to deploy.
 
-Each replica asks for 0.1 CPU. At the end the cluster stops and no process of it may be left.
+Each replica asks for 0.1 CPU. At the end the server stops (SIGTERM) and no process of its cluster
+may be left.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from atoll.ray.cluster import LocalHead
 from tests.support.servers import free_port, scripted_agent_toml, server_env, write_agent
 from tests.support.waiting import wait_until
 
@@ -34,29 +35,6 @@ OTHER = scripted_agent_toml("other", extra=f"[server]\napi_keys = [\"{OTHER_KEY}
                                            f"max_replicas = 2\ntarget_ongoing_requests = 1\n{REPLICA}")
 #: Refused: two replicas would each keep their own SQLite sessions.
 SOLO = scripted_agent_toml("solo", extra=f"[server]\nsession_store = \"sqlite\"\n[deployment]\nreplicas = 2\n{REPLICA}")
-
-
-@dataclass
-class RayCluster:
-    address: str
-    #: Serve's HTTP port: Serve starts once per cluster, so every deployment server here uses this one.
-    http_port: int
-    #: The environment of processes that join it (the token; the repository for the scripted LLM).
-    env: dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    home = tmp_path_factory.mktemp("ray-home")
-    env = server_env(HOME=str(home))
-    head = LocalHead(tmp_path_factory.mktemp("ray-run"), num_cpus=2, env=env)
-    address = head.start()
-    try:
-        yield RayCluster(address, free_port(), {**env, **head.driver_env()})
-    finally:
-        head.stop()
-        left = [f"{p.pid} {' '.join(p.cmdline()[:3])}" for p in head.processes()]
-        assert not left, f"Ray processes left after the cluster stopped: {left}"
 
 
 @dataclass
@@ -80,20 +58,32 @@ class RayFleet:
         assert isinstance(replicas, dict)
         return int(replicas["running"])
 
+    def local_head_dir(self) -> str:
+        """The temporary folder of the Ray head this server started: every process of it names it."""
+        for child in psutil.Process(self.process.pid).children():
+            command = child.cmdline()
+            if "--temp-dir" in command:
+                return command[command.index("--temp-dir") + 1]
+        raise AssertionError("the deployment server started no local Ray head")
 
-def start_fleet(cluster: RayCluster, folder: Path, agents: dict[str, str], extra_env: dict[str, str]) -> RayFleet:
-    """``atoll --backend ray --ray-address ...`` on ``cluster`` with ``agents`` (name -> agent.toml)."""
+
+def start_fleet(folder: Path, agents: dict[str, str], env: dict[str, str], *,
+                ray_address: str | None = None) -> RayFleet:
+    """``atoll --backend ray`` with ``agents`` (name -> agent.toml), on the cluster at ``ray_address``
+    or on the local head it starts."""
     agents_dir, home = folder / "agents", folder / "home"
     for name, toml in agents.items():
         write_agent(agents_dir / name, toml)
     home.mkdir(parents=True, exist_ok=True)
-    api_port = free_port()
+    api_port, http_port = free_port(), free_port()
     log = folder / "deployment-server.log"
-    env = {**cluster.env, "ATOLL_HOME": str(home), **extra_env}
-    command = [sys.executable, "-m", "atoll", "--backend", "ray", "--ray-address", cluster.address,
-               "--agents-dir", str(agents_dir), "--api-port", str(api_port), "--http-port", str(cluster.http_port)]
+    command = [sys.executable, "-m", "atoll", "--backend", "ray", "--agents-dir", str(agents_dir),
+               "--api-port", str(api_port), "--http-port", str(http_port)]
+    if ray_address is not None:
+        command += ["--ray-address", ray_address]
     with open(log, "wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, env={**env, "ATOLL_HOME": str(home)}, stdout=sink,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{api_port}"
 
     def up() -> bool:
@@ -106,7 +96,7 @@ def start_fleet(cluster: RayCluster, folder: Path, agents: dict[str, str], extra
 
     wait_until(up, timeout=180, what="the Ray deployment server's management API", interval=0.2)
     admin = {"Authorization": f"Bearer {(home / 'admin_token').read_text().strip()}"}
-    return RayFleet(process, api, f"http://127.0.0.1:{cluster.http_port}", admin, home, agents_dir, log)
+    return RayFleet(process, api, f"http://127.0.0.1:{http_port}", admin, home, agents_dir, log)
 
 
 def stop_fleet(fleet: RayFleet) -> None:
@@ -118,13 +108,27 @@ def stop_fleet(fleet: RayFleet) -> None:
             os.killpg(fleet.process.pid, signal.SIGKILL)
             fleet.process.wait(10)
             raise AssertionError(f"the deployment server did not stop:\n{fleet.log.read_text()}") from None
+    assert fleet.process.returncode == 0, fleet.log.read_text()
+
+
+def cluster_processes(marker: str) -> list[str]:
+    """The processes whose command line names ``marker`` (a Ray cluster's temporary folder)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        command = " ".join(proc.info["cmdline"] or ())
+        if marker in command:
+            found.append(f"{proc.pid} {command[:120]}")
+    return found
 
 
 @pytest.fixture(scope="session")
-def ray_fleet(ray_cluster: RayCluster, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayFleet]:
-    fleet = start_fleet(ray_cluster, tmp_path_factory.mktemp("ray-fleet"), {"echo": ECHO, "other": OTHER, "solo": SOLO},
-                        {"ATOLL_SESSION_URL": redis_url})
+def ray_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayFleet]:
+    folder = tmp_path_factory.mktemp("ray-fleet")
+    env = server_env(HOME=str(folder), ATOLL_SESSION_URL=redis_url)
+    fleet = start_fleet(folder, {"echo": ECHO, "other": OTHER, "solo": SOLO}, env)
+    head_dir = fleet.local_head_dir()
     try:
         yield fleet
     finally:
         stop_fleet(fleet)
+        assert not cluster_processes(head_dir), cluster_processes(head_dir)

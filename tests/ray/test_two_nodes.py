@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from atoll.ray.cluster import READY_LINE, ensure_token, free_port, token_env
-from tests.ray.conftest import RayCluster, start_fleet, stop_fleet
+from tests.ray.conftest import cluster_processes, start_fleet, stop_fleet
 from tests.support.servers import scripted_agent_toml, server_env
 from tests.support.waiting import wait_until
 
@@ -71,8 +71,7 @@ def test_a_second_node_joins_and_serves_an_agent_through_the_ingress(tmp_path: P
     node_args = ["--address", f"127.0.0.2:{port}", "--node-ip-address", "127.0.0.3",
                  "--resources", '{"second_node": 1}']
     with ray_node(head_args, env, tmp_path / "head"), ray_node(node_args, env, tmp_path / "node") as node:
-        cluster = RayCluster(f"127.0.0.2:{port}", free_port(), env)
-        fleet = start_fleet(cluster, tmp_path / "fleet", {"far": FAR}, {})
+        fleet = start_fleet(tmp_path / "fleet", {"far": FAR}, env, ray_address=f"127.0.0.2:{port}")
         try:
             answer = ollama.Client(host=fleet.ingress).chat(model="far", messages=[{"role": "user", "content": "hi"}])
             assert answer.message.content == "You said: hi"
@@ -82,7 +81,5 @@ def test_a_second_node_joins_and_serves_an_agent_through_the_ingress(tmp_path: P
             assert node.pid in {parent.pid for parent in replicas[0].parents()}  # the second node's process
         finally:
             stop_fleet(fleet)
-    wait_until(lambda: not [p for p in psutil.process_iter(["cmdline"])
-                            if any(str(temp) in part for part in p.info["cmdline"] or ())],
-               timeout=30, what="no process of the two-node cluster left")
+    wait_until(lambda: not cluster_processes(str(temp)), timeout=30, what="no process of the two-node cluster left")
     shutil.rmtree(temp, ignore_errors=True)
