@@ -117,6 +117,9 @@ def _serve_ray(args: argparse.Namespace, config: DeploymentConfig, agents_dir: P
     except ManagementError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ConnectionError as exc:  # ray.init: no cluster (or a refused token) at --ray-address
+        print(f"error: cannot join the Ray cluster at {args.ray_address}: {exc}", file=sys.stderr)
+        return 1
     print("ATOLL deployment server stopped; its Ray Serve applications deleted.", flush=True)
     return 0
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import psutil
 
+from atoll.deploy.errors import ManagementError
 from atoll.net import bind_tcp
 
 TOKEN_FILE = "ray_auth_token"
@@ -67,13 +68,10 @@ def free_port() -> int:
 
 @dataclass
 class LocalHead:
-    """A single-node Ray cluster on 127.0.0.1. ``env``: the environment of its processes (the
-    replicas inherit it), this process's by default."""
+    """A single-node Ray cluster on 127.0.0.1 with this machine's CPUs. Its processes (and so the
+    replicas) get this process's environment."""
 
     run_dir: Path
-    num_cpus: int | None = None
-    object_store_bytes: int = OBJECT_STORE_BYTES
-    env: dict[str, str] | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     temp_dir: Path | None = None
@@ -97,20 +95,18 @@ class LocalHead:
         main thread: the head is told to stop when the thread that started it ends."""
         # Its applications are deleted before it stops: no drain (Ray's default waits up to 30 s).
         # Load reaches Serve's autoscaler every second, not every 10 s.
-        env = {**(os.environ if self.env is None else self.env), **self.driver_env(),
+        env = {**os.environ, **self.driver_env(),
                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **METRICS_PUSH}
         # Short: Ray's socket paths live under it, and a Unix socket path has at most 107 bytes.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="atoll-ray-"))
         command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
                    "--port", str(self.port), "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
                    "--dashboard-host", "127.0.0.1", "--disable-usage-stats", "--temp-dir", str(self.temp_dir),
-                   "--object-store-memory", str(self.object_store_bytes),
+                   "--object-store-memory", str(OBJECT_STORE_BYTES),
                    "--ray-client-server-port", str(free_port()),
                    "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
                    "--runtime-env-agent-port", str(free_port()),
                    "--metrics-export-port", str(free_port())]
-        if self.num_cpus is not None:
-            command += ["--num-cpus", str(self.num_cpus)]
         log = self.temp_dir / "ray-start.log"
         with open(log, "wb") as sink:
             self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
@@ -120,7 +116,7 @@ class LocalHead:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 output = log.read_text(errors="replace")[-4000:]
                 self.stop()
-                raise RuntimeError(f"the local Ray head did not start:\n{output}")
+                raise ManagementError(f"the local Ray head did not start:\n{output}", error_code="RAY_START_FAILED")
             time.sleep(0.1)
         return self.address
 
