@@ -25,7 +25,10 @@ import ollama
 import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
+from starlette.applications import Starlette
 
+from atoll.ray.apps import AgentReplica, Ingress
+from atoll.ray.serve_config import AGENT_BUILDER, AUTOSCALING_PACE, INGRESS_BUILDER
 from tests.export.test_k8s import SECRET_VALUE, VALIDATOR, export, front_door, objects, sample_agents
 from tests.support.servers import scripted_agent_toml, write_agent
 from tests.support.waiting import wait_until
@@ -112,7 +115,7 @@ def test_the_serve_config_is_the_agents_and_each_reads_its_own_config_map(render
     assert {app.name: app.route_prefix for app in parsed.applications} == {
         "echo": "/agent/echo", "Writer.v2": "/agent/Writer.v2", "_ingress": "/"}
     echo = next(app for app in config["applications"] if app["name"] == "echo")
-    assert echo["deployments"][0]["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 5}
+    assert echo["deployments"][0]["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 5, **AUTOSCALING_PACE}
     # every agent file the config names is mounted, in every Ray pod, from the ConfigMap holding it
     maps = {doc["metadata"]["name"]: doc["data"] for doc in yaml.safe_load_all((rendered / "agents.yaml").read_text())}
     for role, template in pods(ray_service(rendered)).items():
@@ -123,7 +126,19 @@ def test_the_serve_config_is_the_agents_and_each_reads_its_own_config_map(render
             data = maps[volumes[mounts[folder]]["configMap"]["name"]]
             assert f'name = "{app["name"]}"' in data[file_name], (role, app["name"])
     writer = next(data for name, data in maps.items() if name.startswith("atoll-writer-v2-"))
-    assert "mcp.json" in writer  # beside the agent file, as on a Deployment
+    assert "mcp.json" in writer  # beside the agent file, where a replica reads it
+
+
+def test_the_builders_take_the_rendered_arguments(rendered: Path) -> None:
+    """What the Serve config hands each builder is what its deployment class takes: the ingress app
+    builds from its arguments (no secret in them), each agent replica from its file's path alone."""
+    apps = {app["import_path"]: app for app in serve_config(rendered)["applications"]}
+    assert set(apps) == {AGENT_BUILDER, INGRESS_BUILDER}
+    front = apps[INGRESS_BUILDER]["args"]["front"]
+    assert front["secret"] == "" and front["http_port"] == 8000
+    assert isinstance(Ingress(**apps[INGRESS_BUILDER]["args"]).__serve_build_asgi_app__(), Starlette)
+    replica = AgentReplica(**apps[AGENT_BUILDER]["args"])
+    assert replica.agent_file.startswith("/etc/atoll/agents/") and (replica.secret, replica.session_url) == ("", "")
 
 
 def test_secrets_are_references_never_values(rendered: Path) -> None:
@@ -171,7 +186,8 @@ def test_changing_the_scaling_settings_changes_the_serve_config(tmp_path: Path) 
     assert workers["maxReplicas"] == 3 + 1  # room for every replica of both agents
     scaling, workers = rendered_with("min_replicas = 2\nmax_replicas = 6\ntarget_ongoing_requests = 4\n"
                                      "ray_actor_options = { num_cpus = 0.5 }\n")
-    assert scaling["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 4.0}
+    assert scaling["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 4.0,
+                                             **AUTOSCALING_PACE}
     assert "num_replicas" not in scaling and scaling["ray_actor_options"] == {"num_cpus": 0.5}
     assert workers["maxReplicas"] == 6 + 1
 

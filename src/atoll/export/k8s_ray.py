@@ -22,11 +22,12 @@ from typing import Any
 
 import yaml
 
+from atoll.deploy.config import DeploymentConfig
 from atoll.errors import ConfigError
 from atoll.export import k8s
 from atoll.export.agents import ExportedAgent
 from atoll.export.k8s import CONFIG_DIR, FRONT_DOOR_PORT, Manifest
-from atoll.ray.serve_config import agent_application, ingress_application, serve_config
+from atoll.ray.serve_config import agent_application, ingress_application, ingress_settings, serve_config
 
 SERVICE = "atoll"
 #: The Service KubeRay makes for a RayService's Serve proxies.
@@ -61,8 +62,8 @@ def serve_config_of(agents: list[ExportedAgent]) -> dict[str, Any]:
     proxy listening in the pod (the NetworkPolicy decides who reaches it)."""
     apps = [agent_application(a.agent_file, a.config, session_url_env=k8s.session_url_env(a),
                               read_from=f"{agent_folder(a)}/{a.agent_file.name}") for a in agents]
-    return serve_config([*apps, ingress_application()], host="0.0.0.0", port=SERVE_PORT,
-                        proxy_location="EveryNode")
+    ingress = ingress_application({"front": ingress_settings(DeploymentConfig(), SERVE_PORT)})
+    return serve_config([*apps, ingress], host="0.0.0.0", port=SERVE_PORT, proxy_location="EveryNode")
 
 
 def _ray_env(agents: list[ExportedAgent]) -> list[dict[str, Any]]:

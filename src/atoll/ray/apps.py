@@ -75,9 +75,11 @@ class AgentReplica:
         if self.session_url:
             os.environ["ATOLL_SESSION_URL"] = self.session_url
         # [deployment] env, as the local deployment server sets it in an agent's process, before the
-        # agent file is read for good (its $VARs may name these variables).
-        os.environ.update(load_agent_config(Path(self.agent_file)).deployment.env)
-        config = load_agent_config(Path(self.agent_file))
+        # agent file is read for good (its $VARs may name these variables). mcp.json is read beside the
+        # agent file, as an agent the local deployment server starts in its folder reads it.
+        agent_file = Path(self.agent_file)
+        os.environ.update(load_agent_config(agent_file, cwd=agent_file.parent).deployment.env)
+        config = load_agent_config(agent_file, cwd=agent_file.parent)
         if self.secret:
             os.environ[AGENT_KEY_ENV] = agent_key(self.secret, config.agent.name)
         replica = serve.get_replica_context().replica_id.unique_id

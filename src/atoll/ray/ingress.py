@@ -38,13 +38,6 @@ logger = logging.getLogger(__name__)
 REFRESH_INTERVAL_S = 1.0
 
 
-def front_settings(config: DeploymentConfig, http_port: int, secret: str) -> dict[str, Any]:
-    """The ingress's arguments: what it needs of the deployment config, and no admin token (the
-    ingress has no management routes; the management API stays on the deployment server's port)."""
-    return {"http_port": http_port, "secret": secret, "max_relays_per_agent": config.max_relays_per_agent,
-            "cors_origins": config.cors_origins, "allowed_hosts": config.allowed_hosts}
-
-
 class ServeDirectory:
     """The agents Serve runs, read from ``serve.status()``."""
 
@@ -89,7 +82,7 @@ class ServeDirectory:
 
 
 def build(front: dict[str, Any]) -> Starlette:
-    """The ingress app from :func:`front_settings`."""
+    """The ingress app from :func:`atoll.ray.serve_config.ingress_settings`."""
     config = DeploymentConfig(max_relays_per_agent=front["max_relays_per_agent"],
                               cors_origins=front["cors_origins"], allowed_hosts=front["allowed_hosts"])
     directory = ServeDirectory(front["http_port"], front["secret"])

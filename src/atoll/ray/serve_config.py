@@ -10,6 +10,7 @@ agent file                                    Serve config
 ===========================================  =====================================================
 ``replicas = N``                              ``num_replicas: N``
 ``min_replicas``/``max_replicas``             ``autoscaling_config: {min_replicas, max_replicas}``
+                                              (at ``AUTOSCALING_PACE``)
 ``target_ongoing_requests``                   ``autoscaling_config.target_ongoing_requests`` (and
                                               ``max_ongoing_requests`` above it, as Ray advises)
 ``ray_actor_options``                         ``ray_actor_options`` (num_cpus, num_gpus, memory,
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from atoll.config import AgentConfig
+from atoll.deploy.config import DeploymentConfig
 from atoll.deploy.venvs import requirement_lines
 from atoll.replicas import check_replicas
 
@@ -118,6 +120,15 @@ def ingress_application(args: Mapping[str, Any] | None = None, *, replicas: int 
         deployment["ray_actor_options"] = dict(ray_actor_options)
     return {"name": INGRESS_APP, "route_prefix": "/", "import_path": INGRESS_BUILDER,
             "args": dict(args or {}), "deployments": [deployment]}
+
+
+def ingress_settings(config: DeploymentConfig, http_port: int, secret: str = "") -> dict[str, Any]:
+    """What the ingress's builder needs (its ``front`` argument): of the deployment config, the relay
+    limit and the browser policy, no admin token (the ingress has no management routes); Serve's HTTP
+    port, through which it reaches the agents; the secret the agents' own keys derive from ("" where
+    there is none, as on Kubernetes: a Serve config must not hold one)."""
+    return {"http_port": http_port, "secret": secret, "max_relays_per_agent": config.max_relays_per_agent,
+            "cors_origins": config.cors_origins, "allowed_hosts": config.allowed_hosts}
 
 
 def serve_config(applications: Sequence[Application], *, host: str = "127.0.0.1", port: int = 8000,

@@ -83,13 +83,12 @@ async def start_serve(options: RayOptions, config: DeploymentConfig, secret: str
     from ray import serve
 
     from atoll.ray.apps import application
-    from atoll.ray.ingress import front_settings
-    from atoll.ray.serve_config import INGRESS_APP, ingress_application
+    from atoll.ray.serve_config import INGRESS_APP, ingress_application, ingress_settings
 
     await asyncio.to_thread(serve.start, proxy_location="HeadOnly",
                             http_options={"host": "127.0.0.1", "port": options.http_port})
     spec = ingress_application(ray_actor_options={"num_cpus": 0.1, "resources": {HEAD_NODE: 0.001}})
-    target = application(spec, front=front_settings(config, options.http_port, secret))
+    target = application(spec, front=ingress_settings(config, options.http_port, secret))
     await asyncio.to_thread(serve.run, target, name=INGRESS_APP, route_prefix="/")
 
 
