@@ -106,12 +106,14 @@ class GenerationOptions:
 
     def merged_over(self, base: GenerationOptions) -> GenerationOptions:
         """These options, with unset fields taken from ``base``."""
-        values = {
-            name: getattr(self, name) if getattr(self, name) is not None else getattr(base, name)
-            for name in self.__dataclass_fields__
-            if name != "extra"
-        }
+        values = {name: base_value if (value := getattr(self, name)) is None else value
+                  for name, base_value in zip(_SAMPLING_FIELDS, map(base.__getattribute__, _SAMPLING_FIELDS),
+                                              strict=True)}
         return GenerationOptions(**values, extra={**base.extra, **self.extra})
+
+
+#: Every option but ``extra``, in order (merged once per request by each layer: loop, limits, provider).
+_SAMPLING_FIELDS = tuple(name for name in GenerationOptions.__dataclass_fields__ if name != "extra")
 
 
 #: ``None``: free text; ``"json"``: any JSON object; a dict: a JSON Schema the reply must satisfy.

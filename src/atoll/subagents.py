@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -78,7 +79,7 @@ def bind_parent_session(session_id: str | None, owner: str = "", depth: int = 0)
     """Run the enclosed tool calls (and the tasks they spawn) on behalf of the session
     ``session_id`` of the API key fingerprint ``owner`` (no session: this turn alone), in a request
     that is itself ``depth`` delegations deep."""
-    key = f"{owner}#{session_id}" if session_id is not None else f"turn#{uuid.uuid4().hex}"
+    key = f"{owner}#{session_id}" if session_id is not None else f"turn#{os.urandom(16).hex()}"
     token = _parent.set(_Parent(key, depth))
     try:
         yield

@@ -14,6 +14,7 @@ from atoll.deploy.config import DeploymentConfig
 from atoll.deploy.deploy_zip import Deployer
 from atoll.deploy.middleware import AdminToken, RequestStats
 from atoll.deploy.model_hosts import ModelHosts
+from atoll.deploy.relay_client import RelayClient
 from atoll.deploy.supervisor import Supervisor
 from atoll.deploy.ui.events import StateFeed
 from atoll.deploy.ui.samples import Sampler
@@ -29,7 +30,8 @@ class DeployContext:
     deployer: Deployer
     config: DeploymentConfig
     logs_dir: Path
-    client: httpx.AsyncClient
+    #: Relays: the front door's and the dashboard's chat.
+    client: RelayClient
     sampler: Sampler
     agent_keys: AgentKeys
     #: Probes, listings and management calls: not the relays' pool (``client``).

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from atoll.deploy.config import DeploymentConfig, RemoteServer
 from atoll.deploy.directory import AgentDirectory
+from atoll.deploy.relay_client import RelayClient
 from atoll.deploy.relay_slots import RelaySlots
 
 
@@ -18,8 +19,8 @@ class FrontContext:
     directory: AgentDirectory
     #: The deployment config: its admin token (never relayed), remotes and ``max_relays_per_agent``.
     config: DeploymentConfig
-    #: Relays: long streams, capped per agent.
-    client: httpx.AsyncClient
+    #: Relays: long streams, capped per agent (aiohttp, imported by the first relay).
+    client: RelayClient
     #: Listings: a pool of their own, so relays held open cannot starve them.
     probes: httpx.AsyncClient
     #: Model name -> the remote whose front door listed it.

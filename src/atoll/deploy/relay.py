@@ -12,8 +12,8 @@ import contextlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
-import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -25,6 +25,11 @@ from atoll.deploy.front_context import front_of
 from atoll.deploy.remote import HOP_HEADER, front_door_auth
 from atoll.httpkit import bearer_token
 from atoll.model_names import model_key
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from atoll.deploy.relay_client import RelayClient
 
 #: Headers only the front door sets (see ``_client_headers``); a caller's own are dropped.
 CLIENT_HEADERS = ("x-atoll-client", "x-atoll-front-door-key")
@@ -115,23 +120,30 @@ async def forward(request: Request, url: str, body: bytes, to: AgentAddress | Re
     return response
 
 
-async def _forward(request: Request, client: httpx.AsyncClient, url: str, body: bytes,
+async def _forward(request: Request, client: RelayClient, url: str, body: bytes,
                    to: AgentAddress | RemoteServer, what: str, extra_headers: dict[str, str] | None,
                    release: Callable[[], None]) -> Response:
+    import aiohttp
+    import yarl
+
     remote = to if isinstance(to, RemoteServer) else None
     headers = upstream_headers(request, remote) | (extra_headers or {})
     if isinstance(to, AgentAddress):
         headers |= _client_headers(request, to)
-    upstream = client.build_request(request.method, url, params=request.url.query or None, content=body,
-                                    headers=headers)
+    query = request.url.query
+    # As written: the path may carry escapes the target must see (``/agent/Mail%5FBot/...``).
+    target = yarl.URL(f"{url}?{query}" if query else url, encoded=True)
+    session = client.session()
 
-    async def send() -> httpx.Response:
+    async def send() -> aiohttp.ClientResponse:
         try:
-            return await client.send(upstream, stream=True)
-        except httpx.RemoteProtocolError:
+            return await session.request(request.method, target, data=body or None, headers=headers,
+                                         allow_redirects=False, ssl=client.verify(url))
+        except aiohttp.ServerDisconnectedError:
             # A pooled keep-alive connection closed by the agent as we reused it (a version that
             # drains after a redeploy): nothing was answered, so send once more on a fresh one.
-            return await client.send(upstream, stream=True)
+            return await session.request(request.method, target, data=body or None, headers=headers,
+                                         allow_redirects=False, ssl=client.verify(url))
 
     sending, gone = asyncio.ensure_future(send()), asyncio.ensure_future(_client_gone(request))
     try:
@@ -140,20 +152,23 @@ async def _forward(request: Request, client: httpx.AsyncClient, url: str, body: 
         gone.cancel()
     if not sending.done():  # the caller left before the target answered: stop waiting for it
         sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
             await sending
         return Response(status_code=499)
     try:
         response = sending.result()
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
-    relayed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+    relayed: dict[str, str] = {}
+    for key, value in response.headers.items():
+        if key.lower() not in HOP_BY_HOP:
+            relayed[key] = f"{relayed[key]}, {value}" if key in relayed else value
 
     async def done() -> None:
         release()
-        await response.aclose()
+        response.release()
 
-    return StreamingResponse(_relay(response, release), status_code=response.status_code, headers=relayed,
+    return StreamingResponse(_relay(response, release), status_code=response.status, headers=relayed,
                              background=BackgroundTask(done))
 
 
@@ -164,16 +179,19 @@ async def _client_gone(request: Request) -> None:
         pass
 
 
-async def _relay(response: httpx.Response, release: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+async def _relay(response: aiohttp.ClientResponse, release: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
     """The agent's bytes as they come. If the agent dies mid-stream, the stream ends the way an
     agent's own failing stream does, so clients raise: an ``{"error": ...}`` line in NDJSON, an
-    ``error`` event in server-sent events."""
+    ``error`` event in server-sent events. Read to its end, the connection goes back to the pool;
+    a relay cut short (the caller left) closes it, which the agent sees as its caller leaving."""
+    import aiohttp
+
     ends_line = True
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             ends_line = chunk.endswith(b"\n")
             yield chunk
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         kind = response.headers.get("content-type", "")
         message = f"the agent stopped answering mid-stream: {exc or type(exc).__name__}"
         lead = b"" if ends_line else b"\n"
@@ -184,4 +202,4 @@ async def _relay(response: httpx.Response, release: Callable[[], None] | None = 
     finally:
         if release is not None:
             release()
-        await response.aclose()
+        response.release()

@@ -39,6 +39,7 @@ from atoll.deploy.model_hosts import ModelHosts, llama_cpp_available
 from atoll.deploy.policy import BackoffPolicy, Timeouts
 from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import CommandFor, Launch, ProcessFactory, agent_command
+from atoll.deploy.relay_client import RelayClient
 from atoll.deploy.remote import plain_http_warnings
 from atoll.deploy.runner import FAILED, STOPPED, AgentRunner, RunnerDeps
 from atoll.deploy.state import (
@@ -108,7 +109,7 @@ class DeploymentServer:
     supervisor: Supervisor
     deployer: Deployer
     #: Relays (front door, dashboard chat): long streams, capped per agent.
-    client: httpx.AsyncClient
+    client: RelayClient
     #: Health probes, listings and management calls: a pool of their own, so relays held open
     #: cannot starve them (the supervisor would restart healthy agents).
     probes: httpx.AsyncClient
@@ -145,7 +146,7 @@ class DeploymentServer:
             config = config.model_copy(update={"admin_token": ensure_admin_token(home)})
             token_file = admin_token_path(home)
         logs_dir, venv_root, run_dir = home / "logs", home / "venvs", home / "run"
-        client, probes = make_client(config.remote_servers), make_client(config.remote_servers)
+        client, probes = RelayClient(config.remote_servers), make_client(config.remote_servers)
         for warning in plain_http_warnings(config.remote_servers):
             logger.warning(warning)
         agent_keys, feed = AgentKeys(run_dir / "agent_keys.json"), StateFeed()

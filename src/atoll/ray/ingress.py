@@ -27,6 +27,7 @@ from atoll.deploy.config import DeploymentConfig
 from atoll.deploy.directory import AgentAddress, Unavailable
 from atoll.deploy.front_context import FrontContext
 from atoll.deploy.passthrough import PREFIX
+from atoll.deploy.relay_client import RelayClient
 from atoll.httpkit import FrontMiddleware, RouteTemplates
 from atoll.httpkit.browser import browser_policy
 from atoll.ray.apps import agent_key
@@ -86,7 +87,7 @@ def build(front: dict[str, Any]) -> Starlette:
     config = DeploymentConfig(max_relays_per_agent=front["max_relays_per_agent"],
                               cors_origins=front["cors_origins"], allowed_hosts=front["allowed_hosts"])
     directory = ServeDirectory(front["http_port"], front["secret"])
-    client, probes = make_client([]), make_client([])
+    client, probes = RelayClient([]), make_client([])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -223,16 +223,18 @@ async def agent_chat(request: Request) -> Response:
                "X-Atoll-Tool-Activity": "off",
                "X-Request-ID": request.scope.get("state", {}).get("request_id", "")}
     payload = {"model": name, "messages": [{"role": "user", "content": message}], "stream": True}
-    upstream = ctx.client.build_request("POST", f"http://127.0.0.1:{runner.port}/api/chat",
-                                        content=json.dumps(payload).encode(), headers=headers)
+    import aiohttp  # the relays' pool (atoll.deploy.relay_client) has imported it, or does now
+
+    session = ctx.client.session()
     try:
-        response = await ctx.client.send(upstream, stream=True)
-    except httpx.HTTPError as exc:
+        response = await session.post(f"http://127.0.0.1:{runner.port}/api/chat",
+                                      data=json.dumps(payload).encode(), headers=headers)
+    except aiohttp.ClientError as exc:
         raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
                               error_code="AGENT_UNREACHABLE", status=502) from exc
-    return StreamingResponse(relay(response), status_code=response.status_code,
+    return StreamingResponse(relay(response), status_code=response.status,
                              media_type=response.headers.get("content-type", "application/x-ndjson"),
-                             background=BackgroundTask(response.aclose))
+                             background=BackgroundTask(response.release))
 
 
 def routes() -> list[Route]:
