@@ -11,7 +11,9 @@
    -> host); before, an agent with its own model. Target: through the host >= 0.95 of direct.
 3. CPU: two agents asked at once (one 64-token answer each): total tokens/s and each answer's wall
    time, before (two llama.cpp instances on the same cores) and after (the host's fair queue: one
-   generation at a time, round-robin between agents).
+   generation at a time, round-robin between agents); and a busy agent asked three times at once
+   with a quiet one asked once just after: when the quiet one's answer comes.
+4. CPU ms per token of each process on the way (event loops vs llama.cpp's threads).
 
     python benchmarks/bench_model_host.py [--sizes 1,2,10] [--tokens 64] [--rounds 3]
 """
@@ -168,6 +170,25 @@ def both_at_once(listing: dict[str, Any], tokens: int) -> tuple[float, list[floa
     return sum(count for count, _ in results) / wall, [seconds for _, seconds in results]
 
 
+def busy_and_quiet(listing: dict[str, Any], tokens: int) -> tuple[float, int]:
+    """A busy agent asked three times at once, then a quiet one once: (the quiet agent's wait in
+    seconds, its place among the four answers). Round-robin serves it second, FIFO would serve it last."""
+    busy, quiet = listing["agents"][:2]
+    done: list[str] = []
+
+    def one(agent: dict[str, Any], delay: float) -> float:
+        time.sleep(delay)
+        started = time.perf_counter()
+        chat(agent["url"], agent["name"], tokens)
+        done.append(agent["name"])
+        return time.perf_counter() - started
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(one, busy, 0.0) for _ in range(3)] + [pool.submit(one, quiet, 0.3)]
+        waits = [f.result() for f in futures]
+    return waits[-1], done.index(quiet["name"]) + 1
+
+
 def rates(paths: dict[str, Callable[[int], Answer]], tokens: int, rounds: int) -> dict[str, tuple[float, float]]:
     """Median (TTFT s, tokens/s) of each path, rounds interleaved."""
     runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in paths}
@@ -227,6 +248,7 @@ def main() -> None:
     speed: dict[str, tuple[float, float]] = {}
     together: dict[bool, tuple[float, list[float]]] = {}
     cpu: dict[str, dict[str, float]] = {}
+    fairness: dict[bool, tuple[float, int]] = {}
     for shared in (False, True):
         for size in sizes:
             with fleet(size, shared) as run:
@@ -245,7 +267,12 @@ def main() -> None:
                     cpu[when] = cpu_per_token(through_agent, procs, args.tokens, args.rounds)
                 if size == 2:
                     together[shared] = both_at_once(listing, args.tokens)
+                    fairness[shared] = busy_and_quiet(listing, args.tokens // 2)
     report(mem, speed, together, sizes, args)
+    for shared, (wait, place) in fairness.items():
+        label = "after (host, fair queue)" if shared else "before (two models)"
+        print(f"  busy agent x3 then a quiet agent, {label}: the quiet one answered in {wait:.2f} s, "
+              f"{place}{'st' if place == 1 else 'nd' if place == 2 else 'rd' if place == 3 else 'th'} of 4")
     report_cpu(cpu)
 
 

@@ -81,7 +81,8 @@ async def test_agents_on_one_model_share_one_host_and_get_their_own_tokens(tmp_p
     assert first[HOST_ENV] == second[HOST_ENV] == f"http://127.0.0.1:{runner.port}"
     for agent, env in (("alpha", first), ("beta", second)):
         assert token_holder(tmp_path, Path(env[TOKEN_FILE_ENV])) == agent
-    assert fleet.statuses()[0]["agents"] == ["alpha", "beta"]
+    specs = [replace(spec(name), local_model=model) for name in ("beta", "alpha")] + [spec("remote")]
+    assert fleet.statuses(specs)[0]["agents"] == ["alpha", "beta"]
     assert [r.name for r in fleet.records()] == [host_name(model)]
     await fleet.stop_all()
 

@@ -43,6 +43,26 @@ async def test_a_busy_caller_does_not_keep_the_others_waiting() -> None:
     assert served == ["a", "b", "c", "a", "b", "a", "a"]
 
 
+async def test_the_caller_just_served_waits_behind_one_that_was_not() -> None:
+    queue = FairQueue()
+    served: list[str] = []
+
+    async def one(caller: str) -> None:
+        async with queue.turn(caller):
+            served.append(caller)
+            await asyncio.sleep(0)
+
+    held = queue.turn("busy")  # the busy agent's first request has the model...
+    await held.__aenter__()
+    tasks = [asyncio.create_task(one("busy")), asyncio.create_task(one("busy"))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(one("quiet")))  # ...and the quiet one asks after its next two
+    await asyncio.sleep(0)
+    await held.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+    assert served == ["quiet", "busy", "busy"]
+
+
 async def test_one_caller_alone_is_served_in_arrival_order() -> None:
     queue = FairQueue()
     served = await _take_turns(queue, ["a", "a", "a"])

@@ -106,7 +106,9 @@ class LocalBackend:
         return [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in self.supervisor.problems]
 
     def model_hosts(self) -> list[dict[str, Any]]:
-        return self.hosts.statuses() if self.hosts is not None else []
+        if self.hosts is None:
+            return []
+        return self.hosts.statuses([runner.spec for runner in self.supervisor.runners.values()])
 
     async def start(self, name: str, *, wait: bool) -> dict[str, Any]:
         await self.supervisor.start(name, wait=wait)

@@ -73,8 +73,6 @@ class ModelHosts:
         self.folder = run_dir / "model-hosts"
         self.runners: dict[str, AgentRunner] = {}
         self.models: dict[str, LocalModel] = {}
-        #: Agent name -> the host it was told to use.
-        self.users: dict[str, str] = {}
         self._secret: bytes | None = None
 
     # ---- what agents are told -------------------------------------------------------------------
@@ -87,7 +85,6 @@ class ModelHosts:
         runner = self.runner_for(spec.local_model)
         if not runner.active:
             runner.start()
-        self.users[spec.name] = runner.spec.name
         return {HOST_ENV: f"http://127.0.0.1:{runner.port}", TOKEN_FILE_ENV: str(self._token_file(spec.name))}
 
     def runner_for(self, model: LocalModel) -> AgentRunner:
@@ -162,14 +159,18 @@ class ModelHosts:
                                    atoll_version=runner.atoll_version))
         return out
 
-    def statuses(self) -> list[dict[str, Any]]:
-        """Each host as ``describe`` shows an agent, plus its model and the agents using it."""
+    def statuses(self, agents: list[AgentSpec]) -> list[dict[str, Any]]:
+        """Each host as ``describe`` shows an agent, plus its model and which of ``agents`` run on it."""
+        on: dict[str, list[str]] = {}
+        for spec in agents:
+            if spec.local_model is not None:
+                on.setdefault(host_name(spec.local_model), []).append(spec.name)
         out = []
         for name, runner in sorted(self.runners.items()):
             model = self.models[name]
             out.append({**describe(runner), "folder": None, "model": model.path,
                         "context_length": model.context_length, "threads": model.threads,
-                        "agents": sorted(agent for agent, host in self.users.items() if host == name)})
+                        "agents": sorted(on.get(name, []))})
         return out
 
     # ---- credentials ----------------------------------------------------------------------------

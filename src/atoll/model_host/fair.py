@@ -17,9 +17,12 @@ from contextlib import asynccontextmanager
 
 class FairQueue:
     def __init__(self) -> None:
-        #: Callers with requests waiting, in rotation order (a dict keeps insertion order).
+        #: Callers with requests waiting, each with its own queue, in order of arrival.
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
         self._busy = False
+        #: When each caller was last given the model (a count of turns), for the rotation.
+        self._last_turn: dict[str, int] = {}
+        self._turns = 0
         #: Turns granted per caller since start.
         self.served: Counter[str] = Counter()
 
@@ -43,7 +46,7 @@ class FairQueue:
     async def _acquire(self, caller: str) -> None:
         if not self._busy:
             self._busy = True
-            self.served[caller] += 1
+            self._granted(caller)
             return
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(caller, deque()).append(granted)
@@ -57,16 +60,23 @@ class FairQueue:
             raise
 
     def _release(self) -> None:
-        for caller, queue in self._waiting.items():
-            granted = queue.popleft()
-            # The caller served goes to the back of the rotation (if it still waits at all).
-            del self._waiting[caller]
-            if queue:
-                self._waiting[caller] = queue
-            self.served[caller] += 1
-            granted.set_result(None)
+        """The next turn goes to the waiting caller served least recently (never served first,
+        then the longest ago; ties in order of arrival): round-robin over the agents."""
+        if not self._waiting:
+            self._busy = False
             return
-        self._busy = False
+        caller = min(self._waiting, key=lambda name: self._last_turn.get(name, -1))
+        queue = self._waiting[caller]
+        granted = queue.popleft()
+        if not queue:
+            del self._waiting[caller]
+        self._granted(caller)
+        granted.set_result(None)
+
+    def _granted(self, caller: str) -> None:
+        self._turns += 1
+        self._last_turn[caller] = self._turns
+        self.served[caller] += 1
 
     def _forget(self, caller: str, granted: asyncio.Future[None]) -> None:
         queue = self._waiting.get(caller)
