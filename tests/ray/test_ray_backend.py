@@ -7,6 +7,7 @@ The tests share one deployment server and run in this file's order (the last one
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import sys
@@ -129,6 +130,11 @@ class Traffic:
     def since(self, moment: float) -> list[tuple[float, int, str]]:
         return [r for r in self.results if r[0] >= moment]
 
+    @staticmethod
+    def replicas(results: list[tuple[float, int, str]]) -> set[str]:
+        """The replicas that answered (200) among ``results``."""
+        return {r[2] for r in results if r[1] == 200}
+
 
 @contextmanager
 def steady_traffic(fleet: RayFleet, content: str = "hi") -> Iterator[Traffic]:
@@ -154,25 +160,28 @@ def steady_traffic(fleet: RayFleet, content: str = "hi") -> Iterator[Traffic]:
         sender.join(60)
 
 
-def _replica_processes(app: str) -> list[psutil.Process]:
+def _replica_processes(fleet: RayFleet, app: str) -> list[psutil.Process]:
+    """The replicas of ``app`` in the fleet's own cluster (its head is the server's child; other Ray
+    clusters on this machine may run an ``echo`` too)."""
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
-        if f"ServeReplica:{app}:agent" in cmdline:
-            found.append(proc)
+    for proc in psutil.Process(fleet.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if f"ServeReplica:{app}:agent" in " ".join(proc.cmdline()):
+                found.append(proc)
     return found
 
 
 def test_a_killed_replica_is_replaced_while_the_other_keeps_answering(ray_fleet: RayFleet) -> None:
-    victims = _replica_processes("echo")
-    assert len(victims) == 2, [p.info["cmdline"] for p in victims]
+    victims = _replica_processes(ray_fleet, "echo")
+    assert len(victims) == 2, victims
     with steady_traffic(ray_fleet) as traffic:
-        wait_until(lambda: len({r[2] for r in traffic.results}) == 2, timeout=60, what="both replicas answering")
-        before = {r[2] for r in traffic.results}
+        wait_until(lambda: len(traffic.replicas(traffic.results)) == 2, timeout=60, what="both replicas answering")
         killed = time.monotonic()
+        before = list(traffic.results)
         victims[0].kill()
-        wait_until(lambda: {r[2] for r in traffic.since(killed)} - before, timeout=90,
+        wait_until(lambda: traffic.replicas(traffic.since(killed)) - traffic.replicas(before), timeout=90,
                    what="a new replica of 'echo' answering")
+    assert all(r[1] == 200 for r in before), before
     after_kill = traffic.since(killed)
     failed = [r for r in after_kill if r[1] != 200]
     # At most the one chat that was inside the killed process when it died fails; the rest are answered.
