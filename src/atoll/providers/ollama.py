@@ -106,6 +106,10 @@ class OllamaProvider:
                                           headers=headers)
         self._headers = dict(self._client._client.headers)
         self._chat_url = f"{self.base_url}/api/chat"
+        # ``request_timeout`` for each step, as the official client applies it: waiting for a pooled
+        # connection, connecting, and between two reads; a long generation is not cut.
+        self._chat_timeout = aiohttp.ClientTimeout(total=None, connect=self._timeout, sock_connect=self._timeout,
+                                                   sock_read=self._timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -136,7 +140,7 @@ class OllamaProvider:
             if self._session is None:
                 self._session = upstream_session()
             async with self._session.post(self._chat_url, data=body, headers=self._headers,
-                                          timeout=self._client_timeout()) as response:
+                                          timeout=self._chat_timeout) as response:
                 if response.status >= 400:
                     message = _error_text(await response.text(errors="replace"))
                     raise ProviderError(message, status=response.status, model=self.model, body=message)
@@ -147,12 +151,6 @@ class OllamaProvider:
                     done = done or chunk.get("done") is True
         if not done:
             yield Finished()
-
-    def _client_timeout(self) -> aiohttp.ClientTimeout:
-        """``request_timeout`` for each step, as the official client applies it: waiting for a
-        pooled connection, connecting, and between two reads; a long generation is not cut."""
-        timeout = self._timeout
-        return aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
