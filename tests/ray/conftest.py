@@ -2,7 +2,8 @@
 when given no ``--ray-address`` (127.0.0.1 only, token auth, this machine's 2 CPUs, a small object
 store), with that deployment server running three agents on the scripted LLM:
 
-* ``echo``: 2 replicas, sessions in the suite's real Redis (``ATOLL_SESSION_URL``);
+* ``echo``: 2 replicas, sessions in the suite's real Redis (``ATOLL_SESSION_URL``), a real MCP
+  stdio server from the mcp.json beside its agent file;
 * ``other``: autoscaling from 1 to 2 replicas at 1 request in progress per replica, and an API key;
 * ``solo``: 2 replicas with SQLite sessions, which the backend refuses to deploy.
 
@@ -12,6 +13,7 @@ may be left.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -30,6 +32,9 @@ from tests.support.waiting import wait_until
 REPLICA = 'ray_actor_options = { num_cpus = 0.1 }\n'
 ECHO = scripted_agent_toml("echo", extra=f"[deployment]\nreplicas = 2\n{REPLICA}")
 #: The API key ``other`` wants from its callers (the ingress lists it with the deployment's own key).
+#: ``echo``'s mcp.json: a real MCP server over stdio, started inside each of its replicas.
+CHANGING_TOOLS = Path(__file__).parents[1] / "mcp_client" / "servers" / "changing_tools.py"
+ECHO_MCP = json.dumps({"mcpServers": {"changing": {"command": sys.executable, "args": [str(CHANGING_TOOLS)]}}})
 OTHER_KEY = "other-secret-key"
 OTHER = scripted_agent_toml("other", extra=f"[server]\napi_keys = [\"{OTHER_KEY}\"]\n[deployment]\nmin_replicas = 1\n"
                                            f"max_replicas = 2\ntarget_ongoing_requests = 1\n{REPLICA}")
@@ -68,12 +73,14 @@ class RayFleet:
 
 
 def start_fleet(folder: Path, agents: dict[str, str], env: dict[str, str], *,
-                ray_address: str | None = None) -> RayFleet:
-    """``atoll --backend ray`` with ``agents`` (name -> agent.toml), on the cluster at ``ray_address``
-    or on the local head it starts."""
+                ray_address: str | None = None, mcp_json: dict[str, str] | None = None) -> RayFleet:
+    """``atoll --backend ray`` with ``agents`` (name -> agent.toml; ``mcp_json``: name -> the mcp.json
+    beside that agent's file), on the cluster at ``ray_address`` or on the local head it starts."""
     agents_dir, home = folder / "agents", folder / "home"
     for name, toml in agents.items():
         write_agent(agents_dir / name, toml)
+    for name, text in (mcp_json or {}).items():
+        (agents_dir / name / "mcp.json").write_text(text)
     home.mkdir(parents=True, exist_ok=True)
     api_port, http_port = free_port(), free_port()
     log = folder / "deployment-server.log"
@@ -125,7 +132,7 @@ def cluster_processes(marker: str) -> list[str]:
 def ray_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayFleet]:
     folder = tmp_path_factory.mktemp("ray-fleet")
     env = server_env(HOME=str(folder), ATOLL_SESSION_URL=redis_url)
-    fleet = start_fleet(folder, {"echo": ECHO, "other": OTHER, "solo": SOLO}, env)
+    fleet = start_fleet(folder, {"echo": ECHO, "other": OTHER, "solo": SOLO}, env, mcp_json={"echo": ECHO_MCP})
     head_dir = fleet.local_head_dir()
     try:
         yield fleet

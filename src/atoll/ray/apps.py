@@ -12,11 +12,13 @@ deployment server started with ``--backend ray`` import it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 from ray.serve import Application
@@ -26,8 +28,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from atoll.deploy.agent_keys import AGENT_KEY_ENV
 from atoll.ray.serve_config import AGENT_BUILDER, AGENT_DEPLOYMENT, INGRESS_BUILDER, INGRESS_DEPLOYMENT
 
+if TYPE_CHECKING:
+    from atoll.server.runtime import AgentRuntime
+
 #: The response header naming the replica that answered.
 REPLICA_HEADER = "X-Atoll-Replica"
+#: How often a starting replica looks whether its agent is up.
+READY_POLL_S = 0.05
 
 
 def agent_key(secret: str, name: str) -> str:
@@ -54,6 +61,32 @@ class ReplicaHeader:
             await send(message)
 
         await self.app(scope, receive, marked)
+
+
+class ReadyAtStartup:
+    """Finishes the ASGI lifespan startup only once the agent is up (provider and MCP servers
+    connected), or after ``timeout`` seconds: Serve runs a replica's lifespan startup before it sends
+    the replica any request, so none meets an agent still starting (a 503)."""
+
+    def __init__(self, app: ASGIApp, runtime: AgentRuntime, timeout: float) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def started(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                deadline = time.monotonic() + self.timeout
+                # polled: the runtime leaves "starting" healthy or failed, and signals neither
+                while self.runtime.state == "starting" and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(READY_POLL_S)
+            await send(message)
+
+        await self.app(scope, receive, started)
 
 
 class AgentReplica:
@@ -83,7 +116,9 @@ class AgentReplica:
         if self.secret:
             os.environ[AGENT_KEY_ENV] = agent_key(self.secret, config.agent.name)
         replica = serve.get_replica_context().replica_id.unique_id
-        return ReplicaHeader(create_app(AgentRuntime(config)), replica)
+        runtime = AgentRuntime(config)
+        ready = ReadyAtStartup(create_app(runtime), runtime, config.deployment.startup_timeout)
+        return ReplicaHeader(ready, replica)
 
 
 class Ingress:
