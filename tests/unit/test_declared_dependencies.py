@@ -1,6 +1,6 @@
 """Every module ``src/atoll`` imports is the standard library, atoll itself, or a distribution
-declared in ``pyproject.toml`` (runtime imports in ``dependencies``; the optional ``local`` extra only
-for the embedded-model modules that import it lazily)."""
+declared in ``pyproject.toml`` (runtime imports in ``dependencies``; an optional extra only for the
+modules that import it lazily: ``local`` for the embedded-model modules, ``ray`` for ``atoll.ray``)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,12 @@ def _imports() -> dict[str, set[str]]:
 def test_every_import_is_declared() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     runtime = _names(project["dependencies"])
-    local = _names(project["optional-dependencies"].get("local", []))
+    extras = project["optional-dependencies"]
+    # extra -> the only files allowed to import it
+    optional = {
+        "local": (_names(extras["local"]), lambda f: "llamacpp" in f or "local" in f),
+        "ray": (_names(extras["ray"]), lambda f: f.startswith("src/atoll/ray/")),
+    }
     distributions = packages_distributions()
     problems = []
     for module, files in sorted(_imports().items()):
@@ -47,6 +52,8 @@ def test_every_import_is_declared() -> None:
         names = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
         if not names:
             problems.append(f"{module} (imported by {sorted(files)}) is not installed")
-        elif not names & runtime and not (names & local and all("llamacpp" in f or "local" in f for f in files)):
+        elif not names & runtime and not any(
+            names & declared and all(allowed(f) for f in files) for declared, allowed in optional.values()
+        ):
             problems.append(f"{module} ({sorted(names)}, imported by {sorted(files)}) is not a declared dependency")
     assert problems == []
