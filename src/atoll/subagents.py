@@ -8,6 +8,10 @@ in one parent conversation continue the child's conversation, and two keys never
 parent turn without a session gets a child session of its own, used by that turn only; so does a
 call with nothing bound.
 
+A child is asked for no tool-activity text (``X-Atoll-Tool-Activity: off``): blocks a child set to
+show them would otherwise become part of the parent's tool result, and so of its LLM's context.
+The parent shows the child's work as its own tool call.
+
 Delegation loops (A asks B asks A ...) are bounded: each delegation sends
 ``X-Atoll-Delegation-Depth`` (the depth of the request being served plus one), a server refuses a
 request deeper than its ``[server] max_delegation_depth``, and a parent does not delegate past its
@@ -52,6 +56,8 @@ ChildState = Literal["unknown", "healthy", "unhealthy", "unreachable", "disabled
 
 #: Sent with every delegation: how many delegations deep the child's request is (1 for the first).
 DELEGATION_HEADER = "X-Atoll-Delegation-Depth"
+#: Sent with every delegation: the child's answer carries no tool-activity text (see the module doc).
+NO_ACTIVITY = {"X-Atoll-Tool-Activity": "off"}
 #: Default of ``[server] max_delegation_depth``.
 MAX_DELEGATION_DEPTH = 4
 
@@ -267,7 +273,7 @@ class SubAgentToolbox(ToolboxContext):
             "messages": [{"role": "user", "content": task}],
             "stream": False,
         }
-        headers = child.headers(child.session_for(parent), depth)
+        headers = child.headers(child.session_for(parent), depth) | NO_ACTIVITY
         try:
             response = await self._http.post(f"{child.base_url}/api/chat", json=body, headers=headers,
                                              timeout=timeout)

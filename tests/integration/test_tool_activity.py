@@ -116,3 +116,30 @@ def test_a_child_agents_work_shows_as_a_tool_call_of_the_parent(tmp_path: Path) 
     [block] = blocks(reply.json()["message"]["content"])
     assert block["name"] == "ask_child" and json.loads(block["arguments"]) == {"task": "hello"}
     assert json.loads(block["result"]) == "You said: hello"
+
+
+def test_a_child_set_to_show_blocks_answers_its_parent_without_them(tmp_path: Path) -> None:
+    """The parent asks its child for no activity text: the child's blocks would otherwise land in the
+    parent's tool result, and from there in the parent's LLM context."""
+    child_dir, parent_dir = tmp_path / "child", tmp_path / "parent"
+    child_toml = scripted_agent_toml("child", extra=f'[mcp_servers.everything]\ncommand = "node"\n'
+                                                    f'args = ["{EVERYTHING}", "stdio"]\n')
+    child_toml = child_toml.replace('name = "child"', 'name = "child"\nshow_tool_activity = "details"', 1)
+    with run_agent_server(write_agent(child_dir, child_toml), cwd=child_dir, timeout=40) as child:
+        assert blocks(chat_with(child, "child", SUM)), "the child itself shows blocks"
+        extra = f'[sub_agents.child]\nurl = "{child.url}"\n'
+        with run_agent_server(write_agent(parent_dir, scripted_agent_toml("parent", extra=extra)),
+                              cwd=parent_dir) as parent:
+            content = chat_with(parent, "parent", f"/tool ask_child {json.dumps({'task': SUM})}",
+                                headers={"X-Atoll-Tool-Activity": "details"})
+    [block] = blocks(content)
+    assert block["name"] == "ask_child"
+    from_child = json.loads(block["result"])
+    assert "<details" not in from_child and from_child.startswith("Tool results: get-sum="), from_child
+
+
+def chat_with(server: AgentServer, model: str, text: str, *, headers: dict[str, str] | None = None) -> str:
+    reply = httpx.post(server.url + "/api/chat", timeout=30, headers=headers or {}, json={
+        "model": model, "stream": False, "messages": [{"role": "user", "content": text}]})
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["message"]["content"])
