@@ -1,12 +1,16 @@
 """The ``atoll`` command line: one grammar for every mode, and its top-level help is the map.
 
-Modes today::
+Modes today (``atoll --help`` prints this map)::
 
-    atoll --server [options]     one agent as an HTTP server   (same as: atoll server [options])
-    atoll [options]              the deployment server         (same as: atoll deployment [options])
-    atoll status [options]       ask a running deployment server
-    atoll restart-server         re-execute the running deployment server, agents keep running
-    atoll --version              atoll's version
+    atoll --server [options]        one agent as an HTTP server   (same as: atoll server [options])
+    atoll --server --mcp-stdio      one agent as an MCP server on stdin/stdout
+    atoll [options]                 the deployment server         (same as: atoll deployment [options])
+    atoll --backend ray [options]   the deployment server, its agents on Ray Serve
+    atoll status [options]          ask a running deployment server
+    atoll export k8s [options]      write Kubernetes manifests for a folder of agents
+    atoll restart-server [options]  re-execute the running deployment server, agents keep running
+    atoll model-host [options]      one shared local model (the deployment server starts it)
+    atoll --version                 atoll's version
 
 Every mode is an argparse subcommand declared in a module of its own under :mod:`atoll.commands`.
 That module keeps its imports light (the deployment server's memory is budgeted, and ``--help``
@@ -23,7 +27,10 @@ How to add a mode:
   ``atoll/commands/<name>.py`` with ``register`` as above and add its module name to
   :data:`MODES` (the order there is the order of the map);
 * an option of an existing mode (``--backend ray`` for the deployment server, ``--mcp-stdio`` for
-  the agent server): add the argument in that mode's ``register`` and read it in its ``run``;
+  the agent server): add the argument in that mode's ``register`` and read it in its ``run``; if it
+  makes a mode of its own for users, give it a row on the map in the module's ``VARIANTS``
+  (``(spelling, summary)`` pairs, listed right under the mode);
+* a mode with targets (``atoll export k8s``): its parser's own subcommands each get a row;
 * a flag spelling of a subcommand (as ``--server`` is for ``server``): add it to :data:`FLAG_MODES`.
 
 Exit codes: 0 success, 1 runtime failure (port busy, server unreachable), 2 bad usage or bad
@@ -56,9 +63,22 @@ def spelling(mode: str) -> str:
     return "atoll" if mode == DEFAULT_MODE else f"atoll {mode}"
 
 
-def _map(modes: Subparsers) -> str:
-    """The top-level help: every mode on one line, as users spell it."""
-    rows = [(f"{spelling(a.dest)} [options]", a.help or "") for a in modes._choices_actions]
+Row: TypeAlias = tuple[str, str]  # (how users spell it, one line of what it does)
+
+
+def _rows(name: str, parser: argparse.ArgumentParser, summary: str) -> list[Row]:
+    """The map's rows for one mode: its own, or one per target (``atoll export k8s``)."""
+    targets = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if targets:
+        return [(f"{spelling(name)} {t.dest} [options]", t.help or "") for t in targets[0]._choices_actions]
+    return [(f"{spelling(name)} [options]", summary)]
+
+
+def _map(modes: Subparsers, variants: dict[str, tuple[Row, ...]]) -> str:
+    """The top-level help: every mode on one line as users spell it, each followed by its variants."""
+    rows = [row for action in modes._choices_actions
+            for row in [*_rows(action.dest, modes.choices[action.dest], action.help or ""),
+                        *variants[action.dest]]]
     width = max(len(left) for left, _ in rows) + 2
     lines = ["modes (each has its own help: atoll --server --help, atoll status --help, ...):"]
     lines += [f"  {left:<{width}}{summary}" for left, summary in rows]
@@ -75,10 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"atoll {__version__}")
-    modes = parser.add_subparsers(dest="mode", help=argparse.SUPPRESS)
-    for name in MODES:
-        importlib.import_module(f"atoll.commands.{name}").register(modes)
-    parser.epilog = _map(modes)
+    modes = parser.add_subparsers(dest="mode", help=argparse.SUPPRESS, prog="atoll")
+    variants: dict[str, tuple[Row, ...]] = {}
+    for module_name in MODES:
+        module = importlib.import_module(f"atoll.commands.{module_name}")
+        module.register(modes)
+        variants[modes._choices_actions[-1].dest] = getattr(module, "VARIANTS", ())
+    for name, mode in modes.choices.items():  # usage lines and errors spell the mode as users type it
+        mode.prog = spelling(name)
+    parser.epilog = _map(modes, variants)
     return parser
 
 

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from atoll.cli import Subparsers
 
+#: Rows on the map under ``atoll`` (see :mod:`atoll.cli`).
+VARIANTS = (("atoll --backend ray [options]", "the same, with the agents on Ray Serve (docs/scale-out.md)"),)
+
 
 def register(modes: Subparsers) -> None:
     parser = modes.add_parser(

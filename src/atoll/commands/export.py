@@ -16,7 +16,7 @@ def register(modes: Subparsers) -> None:
                               description="Write the agents of a folder out for another platform.")
     targets = parser.add_subparsers(dest="target", required=True, metavar="k8s")
     k8s = targets.add_parser(
-        "k8s", help="Kubernetes manifests", description=(
+        "k8s", help="Kubernetes manifests for the agents (--ray: a KubeRay RayService)", description=(
             "Kubernetes manifests: per agent a ConfigMap, Deployment, Service, NetworkPolicy and (when it "
             "autoscales) an HPA; one front door; kustomization.yaml; SECRETS.md naming the Secrets to create. "
             "$VAR references become Secret references, never values. --ray: one KubeRay RayService instead."))

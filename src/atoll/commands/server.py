@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from atoll.cli import Subparsers
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+#: Rows on the map under ``atoll --server`` (see :mod:`atoll.cli`).
+VARIANTS = (("atoll --server --mcp-stdio", "serve one agent as an MCP server on stdin/stdout (desktop apps)"),)
 
 
 def register(modes: Subparsers) -> None:
