@@ -103,6 +103,7 @@ async def test_page_is_offline_and_every_route_it_uses_needs_token_or_same_origi
         status, event = await first_event(run, {**cookie, "Referer": f"{mine}/ui"})
         assert status == 200 and event is not None and event["event"] == "snapshot"
         assert [a["name"] for a in event["agents"]] == ["open"]
+        assert event["model_hosts"] == []  # none without agents on the embedded model (tests/deploy/test_model_host.py)
         assert (await first_event(run, {**cookie, "Origin": theirs}))[0] == 403
         for method, path in PAGE_ROUTES:
             if path == "/agents/events":

@@ -1,10 +1,12 @@
 """Agents on the embedded model share one model host under the deployment server, all real
 processes with the real SmolLM2: one process maps the model, every agent answers through it, a
 killed host is restarted (the next request answers), a SIGKILLed deployment server adopts it with
-its agents, and the deployment server itself never loads llama.cpp."""
+its agents, and the deployment server itself never loads llama.cpp. The dashboard (headless Chromium)
+shows the host with its agents, and its new pid live after the kill."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -14,8 +16,10 @@ import httpx
 import ollama
 import psutil
 import pytest
+from playwright.sync_api import Page, expect
 
 from tests.deploy.test_adoption import Fleet, fleet
+from tests.support.browser import chromium, screenshot_path
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.model
@@ -68,6 +72,25 @@ def answers(run: Fleet, agent: str) -> str:
     return reply.message.content or ""
 
 
+def first_snapshot(run: Fleet) -> dict[str, Any]:
+    """The first event of the dashboard's live stream (``GET /agents/events``): what the page draws."""
+    with httpx.stream("GET", f"{run.url}/agents/events", headers=run.headers(), timeout=10,
+                      trust_env=False) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(lines) == "event: snapshot"
+        data = next(lines)
+        assert data.startswith("data: ")
+        body: dict[str, Any] = json.loads(data[6:])
+        return body
+
+
+def signed_in_page(page: Page, run: Fleet) -> None:
+    page.goto(f"{run.url}/ui")
+    page.get_by_label("Admin token").fill(run.headers()["Authorization"].removeprefix("Bearer "))
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
 def host_processes(home: Path) -> list[psutil.Process]:
     """The model host processes of the deployment server on ``home`` (by command line)."""
     found = []
@@ -78,6 +101,7 @@ def host_processes(home: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.browser
 def test_two_local_agents_share_one_model_host_that_survives_kills(tmp_path: Path) -> None:
     with fleet(tmp_path, {"health_check_interval": 0.5}, {}) as run:
         for name in ("alpha", "beta"):
@@ -99,10 +123,27 @@ def test_two_local_agents_share_one_model_host_that_survives_kills(tmp_path: Pat
                              trust_env=False)
             assert logs.status_code == 200 and set(logs.json()) >= {"stdout", "stderr"}
 
-            # A killed host is restarted on the same port; the next request waits for it and answers.
-            os.kill(host["pid"], signal.SIGKILL)
-            restarted = the_host(run, restarts=1)
-            assert restarted["pid"] != host["pid"] and restarted["port"] == host["port"]
+            # The dashboard's live stream carries the host, and the page shows it with its agents.
+            (shown,) = first_snapshot(run)["model_hosts"]
+            assert (shown["name"], shown["status"], shown["pid"], shown["port"], shown["agents"]) == \
+                (host["name"], "running", host["pid"], host["port"], ["alpha", "beta"])
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                signed_in_page(page, run)
+                row = page.locator(f'#hosts-body tr[data-host="{shown["name"]}"]')
+                expect(row).to_have_attribute("data-pid", str(host["pid"]), timeout=30_000)
+                expect(row.locator('[data-label="State"]')).to_contain_text("running")
+                expect(row.locator('[data-label="Agents"]')).to_have_text("alpha, beta")
+                expect(row.locator('[data-label="URL"]')).to_contain_text(f":{shown['port']}")
+                page.screenshot(path=screenshot_path("dashboard-model-host"), full_page=True)
+
+                # A killed host is restarted on the same port; the next request waits for it and
+                # answers, and the page shows the new process without a reload.
+                os.kill(host["pid"], signal.SIGKILL)
+                restarted = the_host(run, restarts=1)
+                assert restarted["pid"] != host["pid"] and restarted["port"] == host["port"]
+                expect(row).to_have_attribute("data-pid", str(restarted["pid"]), timeout=30_000)
+                expect(row.locator('[data-label="Restarts"]')).to_have_text("1")
             assert answers(run, "alpha").strip()
 
             # A SIGKILLed deployment server's successor adopts the host with the agents.

@@ -167,7 +167,7 @@ class DeploymentServer:
         ports = PortAllocator(config.base_port, reserved={config.api_port})
         supervisor = Supervisor(deps, ports, settings_from(config), max_agents=config.max_agents)
         supervisor.on_port_released = listeners.release
-        hosts = _model_hosts(config, deps, ports, listeners, run_dir, factory, logs_dir)
+        hosts = _model_hosts(config, deps, ports, listeners, run_dir, factory, logs_dir, feed)
         found = discover(agents_dir)
         supervisor.problems = list(found.problems)
         for spec in found.specs:
@@ -356,9 +356,10 @@ class DeploymentServer:
 
 
 def _model_hosts(config: DeploymentConfig, deps: RunnerDeps, ports: PortAllocator, listeners: Listeners,
-                 run_dir: Path, agents: ProcessFactory, logs_dir: Path) -> ModelHosts:
+                 run_dir: Path, agents: ProcessFactory, logs_dir: Path, feed: StateFeed) -> ModelHosts:
     """The model hosts, spawned by a factory of their own, supervised with the agents' settings;
-    the agents' factory asks them for each agent's host address."""
+    the agents' factory asks them for each agent's host address, and the dashboard's live stream
+    (``feed``) hears their state changes."""
     enabled = config.share_local_models and llama_cpp_available()
     if config.share_local_models and not enabled:
         logger.info("no llama-cpp-python in %s: agents on the embedded model load their own copy", sys.executable)
@@ -371,7 +372,12 @@ def _model_hosts(config: DeploymentConfig, deps: RunnerDeps, ports: PortAllocato
     host_deps = RunnerDeps(spawn=factory, probe=deps.probe, log_tail=deps.log_tail)
     hosts = ModelHosts(host_deps, ports, listeners, settings_from(config), run_dir, enabled=enabled,
                        startup_timeout=config.startup_timeout)
-    host_deps.on_state = hosts.on_state
+
+    def on_state(name: str, state: str) -> None:
+        hosts.on_state(name, state)
+        feed.publish(name, state)
+
+    host_deps.on_state = on_state
     agents.extra_env = hosts.env_for
     return hosts
 

@@ -52,9 +52,13 @@ def _row(ctx: DeployContext, runner: AgentRunner, state: str | None = None) -> d
 
 
 def snapshot(ctx: DeployContext) -> dict[str, Any]:
+    """Every agent, the folders that could not start, and the model hosts the agents share (as
+    ``GET /agents`` lists them: state, pid, port, model and which agents run on each)."""
     sup = ctx.supervisor
+    hosts = ctx.model_hosts.statuses([r.spec for r in sup.runners.values()]) if ctx.model_hosts else []
     return {"agents": [_row(ctx, r) for _, r in sorted(sup.runners.items())],
-            "problems": [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems]}
+            "problems": [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems],
+            "model_hosts": hosts}
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -62,8 +66,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 async def events(request: Request) -> Response:
-    """``text/event-stream``: ``snapshot`` (every agent) at once and every few seconds, and one
-    ``agent`` event per state change, in order."""
+    """``text/event-stream``: ``snapshot`` (every agent and model host) at once and every few seconds,
+    one ``agent`` event per state change of an agent, in order, and a new snapshot when a model host
+    changes state."""
     ctx = context_of(request)
     ctx.feed.check_room()
 
@@ -82,7 +87,7 @@ async def events(request: Request) -> Response:
                 runner = ctx.supervisor.runners.get(name)
                 if runner is not None:
                     yield _sse("agent", _row(ctx, runner, state))
-                else:
+                else:  # a model host's change, or an agent just removed
                     yield _sse("snapshot", snapshot(ctx))
 
     return StreamingResponse(stream(), media_type="text/event-stream",

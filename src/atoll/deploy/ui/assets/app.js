@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { agents: new Map(), remotes: [], view: null, agent: null, tab: "overview", events: null,
+const state = { agents: new Map(), hosts: [], remotes: [], view: null, agent: null, tab: "overview", events: null,
   timers: [], chatSession: null, chatBusy: false };
 
 function h(tag, attrs, ...children) {
@@ -122,6 +122,7 @@ function startLive() {
     for (const name of [...state.agents.keys()]) if (!names.has(name)) state.agents.delete(name);
     for (const agent of data.agents) state.agents.set(agent.name, agent);
     state.problems = data.problems;
+    state.hosts = data.model_hosts || [];
     $("live").textContent = "live";
     render();
   });
@@ -192,6 +193,19 @@ function agentRow(agent) {
     h("td", {}, agent.remote ? h("span", { class: "sub" }, `on ${agent.remote}`) : actionButtons(agent)));
 }
 
+function hostRow(host) {
+  const cell = (label, ...content) => h("td", { "data-label": label }, ...content);
+  const file = (host.model || "").split("/").pop();
+  return h("tr", { "data-host": host.name, "data-pid": host.pid ?? "", "data-state": host.status },
+    cell("Host", host.name),
+    cell("State", stateBadge(host.status), host.pid ? h("span", { class: "sub" }, `pid ${host.pid}`) : null),
+    cell("URL", h("span", { class: "sub" }, host.url || `:${host.port}`)),
+    cell("Model", h("span", { title: host.model || "" }, file || "–")),
+    cell("Agents", (host.agents || []).join(", ") || "–"),
+    h("td", { "data-label": "Uptime", class: "num" }, uptime(host.uptime_s)),
+    h("td", { "data-label": "Restarts", class: "num" }, num(host.restarts)));
+}
+
 function remoteRows() {
   return state.remotes.flatMap((remote) => (remote.agents || []).map((a) => ({
     name: `${remote.name}/${a.name}`, status: a.status || "unknown", url: `${remote.host}:${a.port ?? "?"}`,
@@ -222,6 +236,9 @@ function renderAgents() {
   $("agents-count").textContent = `${state.agents.size} local, ${running} running`;
   $("problems").replaceChildren(...(state.problems || []).map((p) =>
     h("li", {}, `${p.name || p.folder}: not started: ${p.reason}`)));
+  $("hosts").hidden = !state.hosts.length;
+  const hosts = state.hosts.map(hostRow), shown = [...$("hosts-body").children];
+  if (hosts.length !== shown.length || hosts.some((row, i) => !row.isEqualNode(shown[i]))) $("hosts-body").replaceChildren(...hosts);
 }
 
 function render() {
@@ -579,6 +596,7 @@ async function start() {
     const data = await api("/agents");
     for (const agent of data.agents) state.agents.set(agent.name, agent);
     state.problems = data.problems;
+    state.hosts = data.model_hosts || [];
   } catch (err) {
     if (!(err instanceof Unauthorized)) toast(err.message);
     return;
