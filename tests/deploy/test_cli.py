@@ -59,6 +59,7 @@ async def test_cli_reports_serves_remotes_and_stops_cleanly_on_sigterm(tmp_path:
                                  "    Agents:", f"    ● GhidraAgent (Port: {base + 1}) - running"]
             assert f"  Admin token: in {cli_home / 'admin_token'} (atoll status reads it); the management " \
                    "API needs 'Authorization: Bearer <token>'" in lines
+            assert f"  Dashboard: http://127.0.0.1:{base}/ui (sign in with the admin token)" in lines
             remote_lines = lines[lines.index("  Remote Servers:") + 1:]
             assert remote_lines[0].startswith(f"    ✓ lab (127.0.0.1:{port}) - running (1 agents: faraway)")
             assert remote_lines[1] == "    ○ off (127.0.0.1:9) - disabled"

@@ -162,8 +162,9 @@ async def _print_block(server: DeploymentServer, url: str) -> None:
                           str(server.agents_dir))
     where = f"in {server.token_file} (atoll status reads it)" if server.token_file \
         else "configured (admin_token / ATOLL_ADMIN_TOKEN)"
-    lines.insert(lines.index(f"  Agents directory: {server.agents_dir}") + 1,
-                 f"  Admin token: {where}; the management API needs 'Authorization: Bearer <token>'")
+    at = lines.index(f"  Agents directory: {server.agents_dir}") + 1
+    lines[at:at] = [f"  Admin token: {where}; the management API needs 'Authorization: Bearer <token>'",
+                    f"  Dashboard: {url}/ui (sign in with the admin token)"]
     print("\n".join(lines), flush=True)
 
 
