@@ -6,6 +6,7 @@ again, its agents and their MCP servers shut down by themselves after ``orphan_g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.deploy.conftest import alive, child_env, free_base_port, write_agent
+from tests.deploy.conftest import AGENT_TOML, alive, child_env, free_base_port, write_agent
+from tests.deploy.test_deploy_zip import package
 from tests.deploy.test_rollout import more_answers, streaming
 from tests.support.waiting import wait_until, wait_until_async
 
@@ -80,6 +82,10 @@ class Fleet:
     def log(self) -> str:
         path = self.home / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def deploy(self, data: bytes) -> httpx.Response:
+        return httpx.post(f"{self.url}/agents/deploy", headers=self.headers(), timeout=120, trust_env=False,
+                          files={"file": ("agent.zip", data, "application/zip")}, data={"force": "true"})
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -195,3 +201,43 @@ async def test_agents_of_a_dead_server_shut_down_after_orphan_grace(tmp_path: Pa
         assert json.loads((run.home / "run" / "lonely.exit").read_text())["code"] == 0  # a clean shutdown
         stderr = (run.home / "logs" / "lonely" / "stderr.log").read_text()
         assert "has not renewed its lease" in stderr  # the agent wrote its own log after the supervisor died
+
+
+#: A new version that takes a while to start: the deployment server is killed meanwhile.
+SLOW_START = """\
+import asyncio
+from tests.support.scripted import ScriptedProvider
+
+class SlowStart(ScriptedProvider):
+    async def start(self):
+        await asyncio.sleep(8)
+        await super().start()
+"""
+
+
+async def test_a_new_version_starting_when_the_server_dies_does_not_run_beside_the_adopted_one(
+        tmp_path: Path) -> None:
+    with fleet(tmp_path, {"orphan_grace": 60}, {"alpha": ""}) as run:
+        run.start()
+        old = run.wait_running({"alpha"})["alpha"]["pid"]
+        slow = AGENT_TOML.format(name="alpha").replace("tests.support.scripted:ScriptedProvider", "slow:SlowStart")
+        deploying = asyncio.create_task(asyncio.to_thread(
+            run.deploy, package({"agent.toml": slow + "[deployment]\nstartup_timeout = 60\n", "slow.py": SLOW_START})))
+        await wait_until_async(lambda: len(agent_processes(run.agents)) == 2, timeout=60,
+                               what=f"the new version starting ({run.log()[-400:]})")
+        candidate = next(p for p in agent_processes(run.agents) if p.pid != old)
+        run.kill()  # the new version is in its start-up, recorded nowhere yet
+        with contextlib.suppress(httpx.HTTPError):
+            await deploying
+
+        run.start()
+        run.wait_running({"alpha"})
+        # The new version would become healthy and serve on the stable port for ever, its lease
+        # renewed by the successor: the successor stops it.
+        await wait_until_async(lambda: alive([candidate]) == [], timeout=30,
+                               what=f"the unsupervised new version stopped ({run.log()[-600:]})")
+        await wait_until_async(lambda: len(agent_processes(run.agents)) == 1, timeout=60,
+                               what="one process of alpha")
+        [survivor] = agent_processes(run.agents)
+        assert run.wait_running({"alpha"})["alpha"]["pid"] == survivor.pid
+        assert chat(run, "alpha", "still here?", "s-2").startswith("You said")

@@ -7,12 +7,21 @@
 - otherwise, when the process is still there (stale, unhealthy, or its agent was removed): its
   whole process group is stopped (SIGTERM, grace, SIGKILL) before a replacement starts, so no agent
   ever runs twice and its port is free again.
+
+Then it stops the **strays**: processes started with this ``$ATOLL_HOME``'s lease (``--lease``) that
+no runner supervises now. The state file records the version that serves; a rollout's new version
+in its start-up (the predecessor was killed before it switched), or an old version it was draining
+(before a ``restart-server``), is recorded nowhere, and with the lease renewed by the successor it
+would never leave: a new version would go on serving beside the adopted one. Each stray gets one
+SIGTERM (a drain; none when it already drains: a second SIGTERM would cut its streams), then
+``grace``, then SIGKILL with its process group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -105,11 +114,41 @@ async def _why_not(supervisor: Supervised, record: AgentRecord, listeners: Liste
     return None
 
 
-async def stop_group(proc: psutil.Process, grace: float) -> None:
-    """SIGTERM the process group led by ``proc``, wait ``grace``, SIGKILL what is left."""
+def strays(lease: Path, supervised: set[int]) -> list[psutil.Process]:
+    """This user's processes started with ``--lease lease`` whose pid is not in ``supervised``."""
+    wanted, uid = str(lease), os.getuid()
+    found = []
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        cmdline, uids = proc.info["cmdline"] or [], proc.info["uids"]
+        if proc.pid in supervised or uids is None or uids.real != uid:
+            continue
+        if any(flag == "--lease" and value == wanted for flag, value in itertools.pairwise(cmdline)):
+            found.append(proc)
+    return found
+
+
+async def stop_strays(procs: list[psutil.Process], grace: float) -> None:
+    for proc in procs:
+        logger.warning("pid %s runs with this ATOLL_HOME's lease but no agent record (a rollout cut short "
+                       "by the previous deployment server's end): stopping it", proc.pid)
+    await asyncio.gather(*(stop_group(proc, grace, drain=not _draining(proc)) for proc in procs))
+
+
+def _draining(proc: psutil.Process) -> bool:
+    """True when ``proc`` listens on no port any more: it had its SIGTERM and drains."""
+    try:
+        return not any(conn.status == psutil.CONN_LISTEN for conn in proc.net_connections(kind="tcp"))
+    except psutil.Error:
+        return False
+
+
+async def stop_group(proc: psutil.Process, grace: float, *, drain: bool = True) -> None:
+    """SIGTERM the process group led by ``proc`` (unless not ``drain``), wait ``grace``, SIGKILL
+    what is left."""
     members = [proc, *_children(proc)]
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
+    if drain:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
     _, alive = await asyncio.to_thread(psutil.wait_procs, members, grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)

@@ -25,7 +25,7 @@ import uvicorn
 from atoll._version import __version__
 from atoll.config import atoll_home
 from atoll.deploy.admin_token import admin_token_path, ensure_admin_token
-from atoll.deploy.adopt import Supervised, reconcile
+from atoll.deploy.adopt import Supervised, reconcile, stop_strays, strays
 from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.app import create_app, make_client
 from atoll.deploy.config import STATE_FILE_NAME, DeploymentConfig
@@ -133,6 +133,8 @@ class DeploymentServer:
     gate: DrainGate = field(default_factory=lambda: DrainGate(None))
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     _checksums: dict[int, tuple[AgentSpec, str]] = field(default_factory=dict)
+    #: Stopping the processes a predecessor left running unrecorded (``atoll.deploy.adopt.strays``).
+    _stopping_strays: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, config: DeploymentConfig, agents_dir: Path, *, command_for: CommandFor | None = None,
@@ -271,6 +273,10 @@ class DeploymentServer:
                 await serving  # relays drain (drain_timeout) while the agents are still supervised
         app: Any = self.gate.app  # the Starlette app inside the drain gate
         await app.state.mcp.aclose()  # the front door's /mcp sessions, if it was used
+        if self._stopping_strays is not None:
+            if self.restarting:  # the successor finds them again
+                self._stopping_strays.cancel()
+            await asyncio.gather(self._stopping_strays, return_exceptions=True)
         if self.restarting:
             self.lease.renew()
             self.save_state()
@@ -308,9 +314,14 @@ class DeploymentServer:
         self.model_hosts.claim_ports(hosts)
         if hosts:
             await self._reconcile(self.model_hosts, hosts, "model host")
-        if records:
-            adopted = await self._reconcile(self.supervisor, records, "agent")
-            self.model_hosts.start_for([self.supervisor.runners[name].spec for name in adopted])
+        adopted = await self._reconcile(self.supervisor, records, "agent") if records else []
+        if self.state.enabled:  # before anything is spawned: what runs with our lease now is adopted or a stray
+            supervised = {runner.proc.pid for runner in [*self.supervisor.runners.values(),
+                                                         *self.model_hosts.runners.values()] if runner.proc}
+            if found := strays(self.lease.path, supervised):
+                grace = self.config.drain_timeout + self.config.stop_timeout  # as an old version's drain
+                self._stopping_strays = asyncio.create_task(stop_strays(found, grace), name="stop-strays")
+        self.model_hosts.start_for([self.supervisor.runners[name].spec for name in adopted])
 
     async def _reconcile(self, supervised: Supervised, records: dict[str, AgentRecord], kind: str) -> list[str]:
         started = time.monotonic()
