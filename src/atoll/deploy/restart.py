@@ -24,6 +24,10 @@ from atoll.deploy.state import read_state
 
 logger = logging.getLogger(__name__)
 
+#: Why ``restart-server`` refuses the Ray backend (also logged by it on a SIGHUP, ``atoll.ray.server``).
+RAY_REFUSAL = ("restart-server is for the local backend: the Ray backend cannot hand its agents over to a "
+               "re-executed server; restart agents on Ray with POST /agents/NAME/restart")
+
 
 def reexec(front: socket.socket, listeners: Listeners) -> NoReturn:
     env = {**os.environ, **hand_down(front, listeners)}
@@ -42,6 +46,9 @@ def restart_server(args: argparse.Namespace) -> int:
     if not isinstance(pid, int) or not _alive(pid):
         print(f"error: no deployment server is running (no live pid in {path})", file=sys.stderr)
         return 1
+    if before.get("backend") == "ray":
+        print(f"error: {RAY_REFUSAL}", file=sys.stderr)
+        return 2
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

@@ -7,6 +7,9 @@
 3. the management API (same routes, same admin token as the local backend) on ``--api-port``, on a
    :class:`atoll.ray.backend.RayBackend`;
 4. on SIGINT/SIGTERM: every application this server deployed is deleted, the local head stopped.
+   SIGHUP (``atoll restart-server``, ``systemctl reload``) is logged and ignored: this backend
+   cannot hand its agents over to a re-executed server, and SIGHUP's default would end it without
+   that cleanup.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from atoll.deploy.backend import Management
 from atoll.deploy.config import STATE_FILE_NAME, DeploymentConfig
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.middleware import AdminToken, ManagementGuard
+from atoll.deploy.restart import RAY_REFUSAL
 from atoll.deploy.service import QuietServer, bind_api_socket
 from atoll.deploy.state import StateFile, other_live_server, read_state
 from atoll.deploy.ui.signin import DashboardSessions
@@ -103,9 +107,7 @@ async def run(config: DeploymentConfig, agents_dir: Path, options: RayOptions,
     sock = bind_api_socket(config)
     head = None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _handle_signals(stop)
     backend = None
     try:
         address = options.address
@@ -114,8 +116,7 @@ async def run(config: DeploymentConfig, agents_dir: Path, options: RayOptions,
             os.environ.update(head.driver_env())  # before ray is imported (connect imports it)
             address = head.start()  # in this (the main) thread: see LocalHead.start
         connect(address)  # the main thread too: Ray sets its signal handlers there
-        for sig in (signal.SIGINT, signal.SIGTERM):  # again: Ray's driver installs handlers of its own
-            loop.add_signal_handler(sig, stop.set)
+        _handle_signals(stop)  # again: Ray's driver installs handlers of its own
         from atoll.ray.backend import RayBackend
 
         secret = secrets.token_urlsafe(32)
@@ -127,6 +128,13 @@ async def run(config: DeploymentConfig, agents_dir: Path, options: RayOptions,
         await _serve_management(config, backend, sock, stop, token_file, on_ready)
     finally:
         await _shut_down(backend, head)
+
+
+def _handle_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, logger.warning, "SIGHUP ignored: %s", RAY_REFUSAL)
 
 
 async def _serve_management(config: DeploymentConfig, backend: RayBackend, sock: socket.socket,
