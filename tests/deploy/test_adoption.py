@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,14 @@ def agent_processes(agents: Path) -> list[psutil.Process]:
     return found
 
 
+def processes_of(agents: Path, name: str) -> list[psutil.Process]:
+    return [p for p in agent_processes(agents) if any(str(agents / name) in part for part in p.cmdline())]
+
+
+def runs_mcp_time(leader: psutil.Process) -> bool:
+    return any("mcp-server-time" in " ".join(p.cmdline()) for p in leader.children(recursive=True))
+
+
 def chat(fleet: Fleet, model: str, text: str, session: str) -> str:
     response = httpx.post(f"{fleet.url}/api/chat", timeout=30, trust_env=False, headers={"X-Session-ID": session},
                           json={"model": model, "stream": False, "messages": [{"role": "user", "content": text}]})
@@ -190,8 +200,7 @@ async def test_agents_of_a_dead_server_shut_down_after_orphan_grace(tmp_path: Pa
         run.start()
         agent = run.wait_running({"lonely"})["lonely"]
         leader = psutil.Process(agent["pid"])
-        await wait_until_async(lambda: any("mcp-server-time" in " ".join(p.cmdline())
-                                           for p in leader.children(recursive=True)), timeout=30)
+        await wait_until_async(partial(runs_mcp_time, leader), timeout=30, what="the MCP server")
         tree = [leader, *leader.children(recursive=True)]
 
         run.kill()
@@ -201,6 +210,35 @@ async def test_agents_of_a_dead_server_shut_down_after_orphan_grace(tmp_path: Pa
         assert json.loads((run.home / "run" / "lonely.exit").read_text())["code"] == 0  # a clean shutdown
         stderr = (run.home / "logs" / "lonely" / "stderr.log").read_text()
         assert "has not renewed its lease" in stderr  # the agent wrote its own log after the supervisor died
+
+
+@pytest.mark.mcp
+async def test_live_agents_that_cannot_be_adopted_are_stopped_with_their_group_not_duplicated(
+        tmp_path: Path) -> None:
+    with fleet(tmp_path, {"orphan_grace": 60}, {"alpha": "", "beta": MCP_TIME, "gamma": MCP_TIME}) as run:
+        run.start()
+        before = run.wait_running({"alpha", "beta", "gamma"})
+        groups = {}
+        for name in ("beta", "gamma"):
+            leader = psutil.Process(before[name]["pid"])
+            await wait_until_async(partial(runs_mcp_time, leader), timeout=30, what=f"{name}'s MCP server")
+            groups[name] = [leader, *leader.children(recursive=True)]
+
+        run.kill()
+        shutil.rmtree(run.agents / "beta")  # its agent is gone from the folder
+        os.kill(before["gamma"]["pid"], signal.SIGSTOP)  # alive, but it answers no health check
+        run.start()
+        after = run.wait_running({"alpha", "gamma"})
+
+        assert (after["alpha"]["pid"], after["alpha"]["adopted"]) == (before["alpha"]["pid"], True)
+        assert alive(groups["beta"]) == [] and alive(groups["gamma"]) == []  # leaders and their MCP servers
+        assert processes_of(run.agents, "beta") == []
+        assert after["gamma"]["pid"] != before["gamma"]["pid"] and not after["gamma"]["adopted"]
+        assert [p.pid for p in processes_of(run.agents, "gamma")] == [after["gamma"]["pid"]]  # one gamma
+        log = run.log()
+        beta, gamma = before["beta"]["pid"], before["gamma"]["pid"]
+        assert f"agent beta (pid {beta}) not adopted: its agent is no longer in the agents folder" in log
+        assert f"agent gamma (pid {gamma}) not adopted: it does not answer its health check" in log
 
 
 #: A new version that takes a while to start: the deployment server is killed meanwhile.
