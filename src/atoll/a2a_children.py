@@ -5,7 +5,9 @@ At start each child's agent card is fetched (and again while it cannot be), and 
 and skills go into the tool's description, so the LLM knows what to delegate. A call sends one
 message (``SendMessage``, waiting for the task to end) in a context kept per parent session, so
 follow-up delegations in one conversation continue the child's; the answer is the task's
-artifacts (or the message the child sent). A child that cannot be reached, or whose task fails,
+artifacts (or the message the child sent). Each message carries the delegation headers
+(:func:`atoll.delegation.delegation_headers`: its depth, and no tool-activity text), and a parent
+does not delegate past its own ``[server] max_delegation_depth``. A child that cannot be reached, or whose task fails,
 gives ``ToolResult(is_error=True)``, never an exception. Imported only by agents that have such
 children (it loads the A2A SDK).
 """
@@ -20,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from a2a.client import A2ACardResolver, A2AClientError, Client, ClientConfig, ClientFactory
+from a2a.client import A2ACardResolver, A2AClientError, Client, ClientCallContext, ClientConfig, ClientFactory
 from a2a.helpers import get_artifact_text, get_message_text
 from a2a.types import AgentCard, Message, Part, Role, SendMessageRequest, StreamResponse, TaskState
 
 from atoll.config import SubAgentConfig
+from atoll.delegation import MAX_DELEGATION_DEPTH, delegation_headers, parent_key, refusal
 from atoll.mcp_client.naming import sanitize
 from atoll.messages import ToolResult, ToolSpec
-from atoll.subagents import parent_key
 from atoll.tools import ToolboxContext
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ class _A2AChild:
 
 
 class A2AChildToolbox(ToolboxContext):
-    def __init__(self, agents: Mapping[str, SubAgentConfig]) -> None:
+    def __init__(self, agents: Mapping[str, SubAgentConfig], *, max_depth: int = MAX_DELEGATION_DEPTH) -> None:
+        self.max_depth = max_depth
         self._children = {c.tool: c for c in (_A2AChild(name, cfg, sanitize(f"ask_{name}"))
                                                for name, cfg in agents.items() if cfg.enabled)}
         self._http: dict[str, httpx.AsyncClient] = {}
@@ -121,13 +124,17 @@ class A2AChildToolbox(ToolboxContext):
         return ToolResult(content=content, is_error=is_error, source=source, duration_s=time.perf_counter() - started)
 
     async def _delegate(self, child: _A2AChild, task: str) -> tuple[str, bool]:
+        refused = refusal(child.name, self.max_depth)
+        if refused is not None:
+            return refused, True
         client = await self._client(child)
         if client is None:
             return f"child agent {child.name!r} is unreachable: {child.last_error}", True
         message = Message(role=Role.ROLE_USER, parts=[Part(text=task)], message_id=uuid.uuid4().hex,
                           context_id=child.context_for(parent_key()))
         try:
-            responses = [r async for r in client.send_message(SendMessageRequest(message=message))]
+            context = ClientCallContext(service_parameters=delegation_headers())
+            responses = [r async for r in client.send_message(SendMessageRequest(message=message), context=context)]
         except (A2AClientError, httpx.HTTPError) as exc:
             return f"child agent {child.name!r} failed: {_reason(exc)}", True
         finally:

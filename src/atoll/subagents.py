@@ -3,19 +3,14 @@
 Each child becomes a tool ``ask_<name>`` with one string parameter ``task``. A call posts the task
 to the child's Ollama ``/api/chat`` (``stream: false``) and returns the child's answer. The child
 keeps the conversation per session: the ``X-Session-ID`` sent is derived from the parent's own
-session and the caller's API key, bound with :func:`bind_parent_session` (so follow-up delegations
+session and the caller's API key, bound with :func:`atoll.delegation.bind_parent_session` (so follow-up delegations
 in one parent conversation continue the child's conversation, and two keys never share one). A
 parent turn without a session gets a child session of its own, used by that turn only; so does a
 call with nothing bound.
 
-A child is asked for no tool-activity text (``X-Atoll-Tool-Activity: off``): blocks a child set to
-show them would otherwise become part of the parent's tool result, and so of its LLM's context.
-The parent shows the child's work as its own tool call.
-
-Delegation loops (A asks B asks A ...) are bounded: each delegation sends
-``X-Atoll-Delegation-Depth`` (the depth of the request being served plus one), a server refuses a
-request deeper than its ``[server] max_delegation_depth``, and a parent does not delegate past its
-own limit: the LLM gets an error result saying so.
+Each delegation sends the headers of :func:`atoll.delegation.delegation_headers` (its depth, and no
+tool-activity text from the child), and a parent does not delegate past its own
+``[server] max_delegation_depth``: the LLM gets an error result saying so.
 
 Children are health-checked (``GET /health``) at start and then periodically; an unreachable or
 failing child gives ``ToolResult(is_error=True)``, never an exception.
@@ -26,11 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,12 +31,12 @@ import anyio
 import httpx
 
 from atoll.config import SubAgentConfig
-from atoll.errors import RequestError
+from atoll.delegation import MAX_DELEGATION_DEPTH, delegation_headers, parent_key, refusal
 from atoll.mcp_client.naming import sanitize
 from atoll.messages import ToolResult, ToolSpec
 from atoll.tools import ToolboxContext
 
-__all__ = ["DELEGATION_HEADER", "SubAgentToolbox", "bind_parent_session", "delegation_depth", "parent_key"]
+__all__ = ["SubAgentToolbox"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,61 +46,6 @@ HEALTH_INTERVAL = 30.0
 HEALTH_TIMEOUT = 5.0
 
 ChildState = Literal["unknown", "healthy", "unhealthy", "unreachable", "disabled"]
-
-#: Sent with every delegation: how many delegations deep the child's request is (1 for the first).
-DELEGATION_HEADER = "X-Atoll-Delegation-Depth"
-#: Sent with every delegation: the child's answer carries no tool-activity text (see the module doc).
-NO_ACTIVITY = {"X-Atoll-Tool-Activity": "off"}
-#: Default of ``[server] max_delegation_depth``.
-MAX_DELEGATION_DEPTH = 4
-
-
-@dataclass(frozen=True)
-class _Parent:
-    """The turn tool calls run for: whose conversation (``key``) and how deep it is delegated."""
-
-    key: str
-    depth: int
-
-
-#: Set by the conversation around a turn's tool calls; ``None`` outside any turn.
-_parent: ContextVar[_Parent | None] = ContextVar("atoll_parent", default=None)
-
-
-def parent_key() -> str | None:
-    """Whose conversation the tool call in progress belongs to (see :func:`bind_parent_session`)."""
-    parent = _parent.get()
-    return parent.key if parent is not None else None
-
-
-@contextlib.contextmanager
-def bind_parent_session(session_id: str | None, owner: str = "", depth: int = 0) -> Iterator[None]:
-    """Run the enclosed tool calls (and the tasks they spawn) on behalf of the session
-    ``session_id`` of the API key fingerprint ``owner`` (no session: this turn alone), in a request
-    that is itself ``depth`` delegations deep."""
-    key = f"{owner}#{session_id}" if session_id is not None else f"turn#{os.urandom(16).hex()}"
-    token = _parent.set(_Parent(key, depth))
-    try:
-        yield
-    finally:
-        _parent.reset(token)
-
-
-def delegation_depth(headers: Mapping[str, str], limit: int) -> int:
-    """The depth of a request from its :data:`DELEGATION_HEADER` (0 without it); raises
-    :class:`~atoll.errors.RequestError` for a malformed value and past ``limit``."""
-    raw = headers.get(DELEGATION_HEADER.lower()) or headers.get(DELEGATION_HEADER)
-    if raw is None:
-        return 0
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 3:
-        raise RequestError(f"{DELEGATION_HEADER} must be a small non-negative integer")
-    depth = int(raw)
-    if depth > limit:
-        raise RequestError(f"delegation too deep: this request is {depth} delegations deep and this agent "
-                           f"accepts at most {limit} (server.max_delegation_depth); is there a loop of agents "
-                           "asking each other?", status=508)
-    return depth
-
 
 _TASK_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -131,17 +69,15 @@ class _Child:
     def base_url(self) -> str:
         return (self.config.url or "").rstrip("/")
 
-    def session_for(self, parent: _Parent | None) -> str:
+    def session_for(self, parent: str | None) -> str:
         """A stable child session per parent conversation (uuid5 of child and parent); a fresh one
         when no turn is bound."""
         if parent is None:
             return uuid.uuid4().hex
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"{self.base_url}#{self.name}#{parent.key}").hex
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{self.base_url}#{self.name}#{parent}").hex
 
-    def headers(self, session_id: str | None = None, depth: int | None = None) -> dict[str, str]:
+    def headers(self, session_id: str | None = None) -> dict[str, str]:
         headers = {"X-Session-ID": session_id} if session_id else {}
-        if depth is not None:
-            headers[DELEGATION_HEADER] = str(depth)
         if self.config.auth_token:
             headers["Authorization"] = f"Bearer {self.config.auth_token}"
         return headers
@@ -260,12 +196,9 @@ class SubAgentToolbox(ToolboxContext):
                           duration_s=time.perf_counter() - started)
 
     async def _delegate(self, child: _Child, task: str, timeout: float) -> tuple[str, bool]:
-        parent = _parent.get()
-        depth = (parent.depth if parent is not None else 0) + 1
-        if depth > self.max_depth:
-            return (f"not delegated to agent {child.name!r}: this request is already {depth - 1} delegations "
-                    f"deep, the most this agent allows (server.max_delegation_depth = {self.max_depth}); "
-                    "answer without it"), True
+        refused = refusal(child.name, self.max_depth)
+        if refused is not None:
+            return refused, True
         if child.model is None and child.config.model is None:
             child.model = await self._discover_model(child)
         body = {
@@ -273,7 +206,7 @@ class SubAgentToolbox(ToolboxContext):
             "messages": [{"role": "user", "content": task}],
             "stream": False,
         }
-        headers = child.headers(child.session_for(parent), depth) | NO_ACTIVITY
+        headers = child.headers(child.session_for(parent_key())) | delegation_headers()
         try:
             response = await self._http.post(f"{child.base_url}/api/chat", json=body, headers=headers,
                                              timeout=timeout)

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from atoll.config import McpServerConfig, SubAgentConfig
+from atoll.delegation import bind_parent_session
 from atoll.mcp_client import CompositeToolbox, McpToolbox
 from atoll.messages import ToolResult, ToolSpec
-from atoll.subagents import SubAgentToolbox, bind_parent_session
+from atoll.subagents import SubAgentToolbox
 from atoll.tools import Toolbox
 from tests.support.servers import AgentServer, free_port, run_agent_server, scripted_agent_toml, write_agent
 from tests.support.waiting import wait_until, wait_until_async

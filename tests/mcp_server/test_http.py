@@ -43,10 +43,11 @@ require_approval = true
 
 
 @asynccontextmanager
-async def _client(agent: AgentServer, key: str | None = KEY, **options: Any) -> AsyncIterator[Client]:
+async def _client(agent: AgentServer, key: str | None = KEY, headers: dict[str, str] | None = None,
+                  **options: Any) -> AsyncIterator[Client]:
     """An MCP client on an HTTP client of its own, both closed on exit (the SDK leaves a client it
     is given open)."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    headers = (headers or {}) | ({"Authorization": f"Bearer {key}"} if key else {})
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http, \
             Client(streamable_http_client(f"{agent.url}/mcp", http_client=http), **options) as client:
         yield client
@@ -112,6 +113,18 @@ async def test_a_message_is_required(agent: AgentServer) -> None:
         odd = await client.call_tool("helper", {"message": "hi", "session_id": "a b/c"})
     assert empty.is_error and "'message' is required" in empty.content[0].text  # type: ignore[union-attr]
     assert odd.is_error and "invalid session_id" in odd.content[0].text  # type: ignore[union-attr]
+
+
+async def test_the_delegation_depth_header_counts_as_on_the_other_dialects(agent: AgentServer) -> None:
+    async with _client(agent, headers={"X-Atoll-Delegation-Depth": "5"}) as client:
+        deep = await client.call_tool("helper", {"message": "hi"})
+    async with _client(agent) as client:
+        by_meta = await client.call_tool("helper", {"message": "hi"}, meta={"atoll/delegation-depth": "5"})
+        fine = await client.call_tool("helper", {"message": "hi"}, meta={"atoll/delegation-depth": "4"})
+    for refused in (deep, by_meta):
+        assert refused.is_error, refused
+        assert refused.content[0].text.startswith("delegation too deep: this request is 5")  # type: ignore[union-attr]
+    assert not fine.is_error and fine.content[0].text == "You said: hi"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("key", [None, "wrong"])

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 from mcp import Client
@@ -30,6 +30,7 @@ from mcp.types import (
     INVALID_REQUEST,
     CallToolResult,
     Implementation,
+    RequestParamsMeta,
     Tool,
     ToolListChangedNotification,
 )
@@ -259,21 +260,23 @@ class McpConnection:
 
     # ---- calling ------------------------------------------------------------------------
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any], *, timeout: float) -> CallToolResult:
-        """Call ``tool``; on a lost link reconnect once and retry.
+    async def call_tool(self, tool: str, arguments: dict[str, Any], *, timeout: float,
+                        meta: dict[str, Any] | None = None) -> CallToolResult:
+        """Call ``tool`` (with ``meta`` as the request's ``_meta``); on a lost link reconnect once and retry.
 
         Raises ``MCPError`` (JSON-RPC errors, timeouts), ``ServerUnavailable`` and ``TimeoutError``.
         """
         deadline = anyio.current_time() + timeout
+        params_meta = cast(RequestParamsMeta, meta) if meta else None
         client, generation = await self._usable_client(deadline)
         try:
-            return await client.call_tool(tool, arguments, read_timeout_seconds=_left(deadline))
+            return await client.call_tool(tool, arguments, read_timeout_seconds=_left(deadline), meta=params_meta)
         except MCPError as exc:
             if not self._link_lost(exc):
                 raise
             logger.info("MCP server %r: %s; reconnecting", self.name, exc.error.message)
         client = await self._reconnect(generation, deadline)
-        return await client.call_tool(tool, arguments, read_timeout_seconds=_left(deadline))
+        return await client.call_tool(tool, arguments, read_timeout_seconds=_left(deadline), meta=params_meta)
 
     def _link_lost(self, exc: MCPError) -> bool:
         if exc.error.code == CONNECTION_CLOSED:

@@ -15,6 +15,7 @@ from mcp.types import REQUEST_TIMEOUT
 from pydantic import ValidationError
 
 from atoll.config import McpServerConfig
+from atoll.delegation import delegation_meta
 from atoll.mcp_client.connection import McpConnection, ServerUnavailable
 from atoll.mcp_client.naming import assign_names
 from atoll.mcp_client.results import result_to_text
@@ -122,7 +123,7 @@ class McpToolbox(ToolboxContext):
         timed_out = f"tool {tool!r} on MCP server {conn.name!r} timed out after {timeout:g} s"
         try:
             with anyio.fail_after(timeout + CALL_GRACE):
-                result = await conn.call_tool(tool, arguments, timeout=timeout)
+                result = await conn.call_tool(tool, arguments, timeout=timeout, meta=delegation_meta())
         except TimeoutError:
             return timed_out, True
         except MCPError as exc:

@@ -6,8 +6,11 @@ answer streams as chunks of one artifact, tool activity as ``working`` status me
 ends on a tool call waiting for approval leaves the task ``input-required`` with the question; the
 next message on that task (the same ``taskId`` and ``contextId``) is the user's answer. Tasks are
 kept per API key (another key cannot get or cancel them), like sessions. Cancelling a task
-cancels its run, which stops the generation and the tool calls in flight. Built on the first A2A
-request (:class:`atoll.server.lazy.LazyApp`): the SDK is heavy and most agents are never asked.
+cancels its run, which stops the generation and the tool calls in flight. Request headers count as
+on the other dialects: ``X-Atoll-Tool-Activity``, and ``X-Atoll-Delegation-Depth`` (a request too
+deep in a chain of delegating agents fails, with the message other dialects send with their 508).
+Built on the first A2A request (:class:`atoll.server.lazy.LazyApp`): the SDK is heavy and most
+agents are never asked.
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ class AtollExecutor(AgentExecutor):
     async def _run(self, updater: TaskUpdater, run: Any, context: RequestContext) -> None:
         renderer, started = TaskRenderer(), False
         owner = context.call_context.user.user_name
-        async for event in converse(self.runtime, run, session_id=updater.context_id, owner=owner):
+        headers = context.call_context.state.get("headers") or {}  # lower-cased names
+        async for event in converse(self.runtime, run, session_id=updater.context_id, owner=owner,
+                                    headers=headers):
             for update in renderer.chunks(event):
                 if update.kind == "answer":
                     await updater.add_artifact([new_text_part(update.text)], artifact_id=ANSWER_ARTIFACT,

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from atoll.agent.activity import choose_mode, is_background_task, render, strip_activity
 from atoll.agent.events import AgentEvent, RunFinished, ToolFinished
 from atoll.agent.loop import RunRequest
+from atoll.delegation import bind_parent_session, delegation_depth
 from atoll.messages import TextDelta
 from atoll.sessions.manager import new_messages
-from atoll.subagents import bind_parent_session, delegation_depth
 
 if TYPE_CHECKING:
     from atoll.server.runtime import AgentRuntime

@@ -3,8 +3,11 @@
 
 It offers one tool named after the agent (``message`` + optional ``session_id``): the turn runs
 through ``converse`` like any other dialect's, streams as progress notifications and ends with the
-answer and its session id. With ``[server] mcp_expose_tools`` it also re-exports the agent's own
-tools (all, or those matching the globs), run with the agent's ``tool_timeout``.
+answer and its session id. Its request headers count as on the other dialects
+(``X-Atoll-Tool-Activity``, ``X-Atoll-Delegation-Depth``), and so does the same in the call's
+``_meta`` (:data:`atoll.delegation.META_KEYS`), which is how an atoll parent sends them.
+With ``[server] mcp_expose_tools`` it also re-exports the agent's own tools (all, or those
+matching the globs), run with the agent's ``tool_timeout``.
 
 This module imports the SDK; the HTTP endpoint (:class:`atoll.mcp_http.LazyMcpEndpoint`) imports it on first use.
 """
@@ -22,6 +25,7 @@ from starlette.requests import Request
 
 from atoll._version import __version__
 from atoll.agent.events import RunFinished
+from atoll.delegation import headers_from_meta
 from atoll.dialects.mcp.parse import (
     ASK_INPUT_SCHEMA,
     ASK_OUTPUT_SCHEMA,
@@ -91,7 +95,7 @@ class AgentMcp:
                         ) -> types.CallToolResult:
         try:
             if params.name == self.ask_name:
-                return await self._ask(ctx, params.arguments)
+                return await self._ask(ctx, params)
             spec = next((s for s in exported_tools(self.runtime, can_ask=_can_ask(ctx)) if s.name == params.name),
                         None)
             if spec is None:
@@ -116,14 +120,17 @@ class AgentMcp:
             return False
         return answer.action == "accept" and bool((answer.content or {}).get("approve"))
 
-    async def _ask(self, ctx: ServerRequestContext[Any], arguments: dict[str, Any] | None) -> types.CallToolResult:
-        turn = ask_turn(arguments)
+    async def _ask(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        turn = ask_turn(params.arguments)
         self.runtime.require_ready()
-        owner = self.owner if self.owner is not None else caller(ctx.request) if isinstance(ctx.request, Request) \
-            else ""
+        http = ctx.request if isinstance(ctx.request, Request) else None
+        owner = self.owner if self.owner is not None else caller(http) if http is not None else ""
+        # the request's headers count as on the other dialects; an MCP client sends the delegation ones as _meta
+        headers = {**(http.headers if http is not None else {}), **headers_from_meta(params.meta)}
         renderer = AnswerRenderer(turn.session_id)
         reply: dict[str, Any] | None = None
-        async for event in converse(self.runtime, turn.run, session_id=turn.session_id, owner=owner):
+        async for event in converse(self.runtime, turn.run, session_id=turn.session_id, owner=owner,
+                                    headers=headers):
             if isinstance(event, RunFinished):  # read on to the end: the session is saved after it
                 reply = renderer.reply(event)
             for step in renderer.chunks(event):

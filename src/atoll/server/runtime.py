@@ -53,7 +53,7 @@ def build_toolbox(config: AgentConfig) -> Toolbox:
     if a2a_children:
         from atoll.a2a_children import A2AChildToolbox
 
-        parts.append(A2AChildToolbox(a2a_children))
+        parts.append(A2AChildToolbox(a2a_children, max_depth=config.server.max_delegation_depth))
     if not parts:
         return EmptyToolbox()
     if len(parts) == 1:
