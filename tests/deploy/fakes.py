@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.deploy.discover import AgentSpec
-from atoll.deploy.runner import RunnerDeps
+from atoll.deploy.runner import Health, RunnerDeps
 
 
 class FakeClock:
@@ -101,8 +101,8 @@ class FakeWorld:
         self.procs.append(proc)
         return proc
 
-    async def probe(self, port: int) -> bool:
-        return bool(self.procs) and self.procs[-1].healthy()
+    async def probe(self, port: int) -> Health:
+        return Health(ok=bool(self.procs) and self.procs[-1].healthy())
 
     def signal_group(self, pgid: int, sig: int) -> None:
         self.signals.append((pgid, sig))

@@ -202,6 +202,28 @@ async def test_status_table_sends_the_admin_token(tmp_path: Path) -> None:
     assert cells[-4:-1] == [cells[-4], "ago", "-"] and cells[-4].endswith("s")
 
 
+async def test_status_shows_a_degraded_agent_as_degraded_and_why(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_agent(agents, "timely", extra='[mcp_servers.time]\ncommand = "no-such-mcp-server-time"\n')
+    write_agent(agents, "fine")
+    async with running_server(agents, make_config(admin_token="tok-2")) as run:
+        listed = {a["name"]: a for a in (await run.client.get("/agents")).json()["agents"]}
+        env = {**child_env(), "ATOLL_HOME": str(tmp_path / "status_home"), "COLUMNS": "80",
+               "ATOLL_ADMIN_TOKEN": "tok-2"}
+        shown = await anyio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, "-m", "atoll", "status", "--url", run.url], capture_output=True, text=True, env=env,
+            timeout=60, check=False))
+    reason = "MCP server 'time' is failed: command not found: no-such-mcp-server-time"
+    assert listed["timely"]["status"] == "running"  # it serves: the front door keeps routing to it
+    assert listed["timely"]["degraded_reasons"] == [reason]  # what its /health said
+    assert listed["fine"]["degraded_reasons"] == []
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines() if line.split()[:1] in
+            (["timely"], ["fine"])}
+    assert rows["timely"][3] == "degraded" and rows["fine"][3] == "running", shown.stdout
+    assert f"! timely: {reason}" in " ".join(shown.stdout.split())  # under the table, folded at 80 columns
+
+
 def test_busy_explicit_api_port_is_an_error_not_another_port(tmp_path: Path, atoll_home: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -25,7 +25,6 @@ import itertools
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ import psutil
 from atoll.deploy.handover import Listeners
 from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import AdoptedProcess
-from atoll.deploy.runner import AgentRunner
+from atoll.deploy.runner import AgentRunner, Probe
 from atoll.deploy.state import AgentRecord
 
 logger = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ def same_process(record: AgentRecord) -> psutil.Process | None:
 
 
 async def reconcile(supervisor: Supervised, records: dict[str, AgentRecord], listeners: Listeners,
-                    probe: Callable[[int], Awaitable[bool]], run_dir: Path, *, stop_grace: float
+                    probe: Probe, run_dir: Path, *, stop_grace: float
                     ) -> Reconciled:
     result = Reconciled([], [])
     for name, record in records.items():
@@ -96,14 +95,14 @@ async def reconcile(supervisor: Supervised, records: dict[str, AgentRecord], lis
 
 
 async def _why_not(supervisor: Supervised, record: AgentRecord, listeners: Listeners,
-                   probe: Callable[[int], Awaitable[bool]]) -> str | None:
+                   probe: Probe) -> str | None:
     """Why the live process of ``record`` cannot be adopted, or None when it can."""
     runner = supervisor.runners.get(record.name)
     if runner is None:
         return "its agent is no longer in the agents folder"
     if runner.active:
         return "the agent is already running"
-    if not await probe(record.probe_port):
+    if not (await probe(record.probe_port)).ok:
         return "it does not answer its health check"
     if runner.port != record.port:
         if not supervisor.ports.claim(record.name, record.port):

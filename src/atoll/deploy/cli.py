@@ -23,7 +23,7 @@ from atoll.deploy.config import (
     state_path,
 )
 from atoll.deploy.errors import ManagementError
-from atoll.deploy.status import STATUS_COLUMNS, startup_block, status_rows
+from atoll.deploy.status import STATUS_COLUMNS, degraded_lines, startup_block, status_rows
 from atoll.errors import ConfigError
 from atoll.httpkit.serving import tls_options
 from atoll.logs import setup_logging
@@ -231,10 +231,13 @@ def _print_table(url: str, body: dict[str, Any]) -> None:
                   show_edge=False, pad_edge=False, collapse_padding=True)
     for column in STATUS_COLUMNS:
         table.add_column(column, no_wrap=column != "agent", overflow="fold")
-    for row in status_rows(body.get("agents", []) + body.get("model_hosts", [])):
+    agents = body.get("agents", []) + body.get("model_hosts", [])
+    for row in status_rows(agents):
         table.add_row(*row)
     console = Console()
     console.print(table)
+    for line in degraded_lines(agents):
+        console.print(line, markup=False, highlight=False)
     for problem in body.get("problems", []):
         console.print(f"✗ {problem.get('name') or problem.get('folder')}: {problem.get('reason')}",
                       markup=False, highlight=False)

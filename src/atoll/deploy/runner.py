@@ -69,6 +69,19 @@ class ChildProcess(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Health:
+    """What one health probe learned: ``ok`` when ``/health`` answered 200, and while it serves, the
+    reasons it gave for answering ``"degraded"`` (an MCP server down, its LLM backend unreachable)."""
+
+    ok: bool
+    degraded: tuple[str, ...] = ()
+
+
+#: The health probe: the port to ask, and its answer.
+Probe = Callable[[int], Awaitable[Health]]
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -81,7 +94,7 @@ def _utcnow() -> datetime:
 @dataclass
 class RunnerDeps:
     spawn: Callable[[AgentSpec, int], Awaitable[ChildProcess]]
-    probe: Callable[[int], Awaitable[bool]]
+    probe: Probe
     signal_group: Callable[[int, int], None] = _signal_group
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
@@ -126,6 +139,8 @@ class AgentRunner:
         self.log_tail: list[str] = []
         self.last_health_check: datetime | None = None
         self.last_health_ok: bool | None = None
+        #: Why the last health check said "degraded" (empty when it said healthy, or failed).
+        self.degraded_reasons: tuple[str, ...] = ()
         self.started_at: datetime | None = None
         #: True while the process running was started by an earlier supervisor (adopted).
         self.adopted = False
@@ -285,9 +300,9 @@ class AgentRunner:
         while True:
             if proc.returncode is not None:
                 return f"exited with code {proc.returncode} during startup"
-            healthy = await self.deps.probe(port)
-            if healthy and proc.returncode is None and proc.owns_port(port):
-                self._note_health(True)
+            health = await self.deps.probe(port)
+            if health.ok and proc.returncode is None and proc.owns_port(port):
+                self._note_health(health)
                 return None
             if self.deps.clock() >= deadline:
                 return f"not ready after {timeout:g}s (startup timeout)"
@@ -299,9 +314,9 @@ class AgentRunner:
             await self._exit_or_sleep(proc, self.timeouts.health_interval)
             if proc.returncode is not None:
                 return f"exited with code {proc.returncode}"
-            ok = await self.deps.probe(self.probe_port(proc))
-            self._note_health(ok)
-            if ok:
+            health = await self.deps.probe(self.probe_port(proc))
+            self._note_health(health)
+            if health.ok:
                 failures = 0
                 self._set(RUNNING)
                 if self._running_since is not None and \
@@ -344,11 +359,17 @@ class AgentRunner:
         if proc.returncode is not None:
             self.last_exit_code = proc.returncode
 
-    def _note_health(self, ok: bool) -> None:
+    def _note_health(self, health: Health) -> None:
         self.last_health_check = self.deps.wall()
-        self.last_health_ok = ok
-        if not ok:
+        self.last_health_ok = health.ok
+        self.degraded_reasons = health.degraded
+        if not health.ok:
             self.health_failures += 1
+
+    @property
+    def degraded(self) -> list[str]:
+        """Why the running agent serves degraded, as its last health check said; empty otherwise."""
+        return list(self.degraded_reasons) if self.state == RUNNING else []
 
     @property
     def config_error(self) -> bool:

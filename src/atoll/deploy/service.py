@@ -41,7 +41,7 @@ from atoll.deploy.ports import PortAllocator
 from atoll.deploy.process import CommandFor, Launch, ProcessFactory, agent_command
 from atoll.deploy.relay_client import RelayClient
 from atoll.deploy.remote import plain_http_warnings
-from atoll.deploy.runner import FAILED, STOPPED, AgentRunner, RunnerDeps
+from atoll.deploy.runner import FAILED, STOPPED, AgentRunner, Health, Probe, RunnerDeps
 from atoll.deploy.state import (
     AgentRecord,
     Lease,
@@ -409,13 +409,27 @@ async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
     return True
 
 
-def _prober(client: httpx.AsyncClient) -> Callable[[int], Awaitable[bool]]:
-    async def probe(port: int) -> bool:
+def _prober(client: httpx.AsyncClient) -> Probe:
+    async def probe(port: int) -> Health:
         try:
             response = await client.get(f"http://127.0.0.1:{port}/health", timeout=HEALTH_PROBE_TIMEOUT,
                                         headers={PROBE_HEADER: "supervisor"})
         except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+            return Health(ok=False)
+        if response.status_code != 200:
+            return Health(ok=False)
+        return Health(ok=True, degraded=_degraded_reasons(response))
 
     return probe
+
+
+def _degraded_reasons(response: httpx.Response) -> tuple[str, ...]:
+    """The reasons of an agent's ``{"status": "degraded", "reasons": [...]}``; () for any other body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ()
+    if not isinstance(body, dict) or body.get("status") != "degraded":
+        return ()
+    reasons = body.get("reasons")
+    return tuple(str(r) for r in reasons) if isinstance(reasons, list) and reasons else ("degraded",)

@@ -19,9 +19,9 @@ def startup_block(host: str, agents: list[dict[str, Any]], problems: list[dict[s
                   remotes: list[RemoteStatus], api_url: str, agents_dir: str) -> list[str]:
     lines = ["[OK] ATOLL deployment server started", f"  Local Server: {host} (running)", "    Agents:"]
     for agent in agents:
-        line = f"    ● {agent['name']} (Port: {agent['port']}) - {agent['status']}"
-        if agent.get("error_message"):
-            line += f" ({agent['error_message']})"
+        line = f"    ● {agent['name']} (Port: {agent['port']}) - {_state(agent)}"
+        if agent.get("error_message") or agent.get("degraded_reasons"):
+            line += f" ({agent.get('error_message') or '; '.join(agent['degraded_reasons'])})"
         lines.append(line)
     if not agents:
         lines.append("    (none found)")
@@ -47,6 +47,11 @@ def _remote_line(remote: RemoteStatus) -> str:
     if remote.state == NOT_RUNNING:
         return f"    {mark} {where} - not running: {remote.error}"
     return f"    {mark} {where} - error: {remote.error}"
+
+
+def _state(agent: dict[str, Any]) -> str:
+    """The agent's state, or ``degraded`` when it runs and its health check says so."""
+    return "degraded" if agent.get("degraded_reasons") else str(agent["status"])
 
 
 def _uptime(seconds: float | None) -> str:
@@ -75,10 +80,15 @@ def status_rows(agents: list[dict[str, Any]]) -> list[list[str]]:
         return "-" if value is None else str(value)
 
     return [[a["name"], show(a.get("port")), show(a.get("pid")),
-             a["status"] + (" (adopted)" if a.get("adopted") else ""), show(a.get("restarts")),
+             _state(a) + (" (adopted)" if a.get("adopted") else ""), show(a.get("restarts")),
              _uptime(a.get("uptime_s")), _age(a.get("last_health_check")), show(a.get("last_exit_code")),
              show(a.get("atoll_version"))]
             for a in agents]
+
+
+def degraded_lines(agents: list[dict[str, Any]]) -> list[str]:
+    """One line per reason a degraded agent gave, for under the table: ``! timely: MCP server 'time' …``."""
+    return [f"! {a['name']}: {reason}" for a in agents for reason in a.get("degraded_reasons") or []]
 
 
 #: ``health``: the age of the last health check; ``exit``: the last exit code; ``atoll``: its version.

@@ -201,6 +201,7 @@ def describe(runner: AgentRunner, checksum: str | None = None) -> dict[str, Any]
         "start_time": runner.started_at.isoformat() if runner.started_at else None,
         "last_health_check": runner.last_health_check.isoformat() if runner.last_health_check else None,
         "last_health_ok": runner.last_health_ok,
+        "degraded_reasons": runner.degraded,
         "last_exit_code": runner.last_exit_code,
         "error_message": runner.error,
         "log_tail": runner.log_tail if runner.state == FAILED else [],

@@ -148,7 +148,7 @@ class RayBackend:
             "port": self.http_port, "pid": None, "restarts": None,
             "uptime_s": round(time.time() - deployed, 3) if running and deployed else None,
             "start_time": datetime.fromtimestamp(deployed, UTC).isoformat() if deployed else None,
-            "last_health_check": None, "last_health_ok": None, "last_exit_code": None,
+            "last_health_check": None, "last_health_ok": None, "degraded_reasons": [], "last_exit_code": None,
             "error_message": (app.message or None) if app is not None else None, "log_tail": [],
             "checksum": read_checksum(spec.folder), "adopted": False, "atoll_version": __version__,
             "folder": str(spec.folder), "url": f"http://127.0.0.1:{self.http_port}{PREFIX}{quote(spec.name, safe='')}",
