@@ -107,6 +107,24 @@ def test_the_api_lists_and_decides_per_key(agent: AgentServer) -> None:
     assert "approval_required" not in [a["event"] for a in activity] and "42" not in answer
 
 
+def test_a_direct_tool_call_is_the_operator_acting_and_asks_no_one(agent: AgentServer) -> None:
+    """``POST /atoll/tools/{name}`` runs a gated tool at once: the caller with the agent's key is the
+    operator, so no approval is asked, listed or counted."""
+    def pending() -> tuple[set[str], str | None]:
+        ids = {a["id"] for a in httpx.get(agent.url + "/atoll/approvals", headers=A).json()["approvals"]}
+        metrics = httpx.get(agent.url + "/metrics", headers=A).text
+        found = re.search(r'atoll_approvals\{state="requested"\} (\d+)', metrics)
+        return ids, found.group(1) if found else None
+
+    before = pending()
+    direct = httpx.post(agent.url + "/atoll/tools/get-sum", headers=A, timeout=30,
+                        json={"arguments": {"a": 2, "b": 40}})
+    assert direct.status_code == 200, direct.text
+    assert "42" in direct.json()["result"] and direct.json()["is_error"] is False
+    assert pending() == before
+    assert httpx.post(agent.url + "/atoll/tools/get-sum", json={"arguments": {"a": 1, "b": 1}}).status_code == 401
+
+
 def test_with_a_session_the_decision_is_recorded_in_the_transcript(agent: AgentServer) -> None:
     session = {**A, "X-Session-ID": uuid.uuid4().hex}
     question, _ = chat(agent, [user(SUM)], session)
