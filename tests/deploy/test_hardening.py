@@ -1,10 +1,13 @@
 """Deploy and secrets, through the real management API with real zips and real agent processes:
 names are checked before they touch a path, malformed zips are 400s, bad query values are 400s,
-deep JSON is a 400, and no agent process receives the admin token or a remote's credentials."""
+deep JSON is a 400, a deploy past a limit writes nothing, and no agent process receives the admin
+token or a remote's credentials."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
 import zipfile
 from pathlib import Path
 
@@ -126,3 +129,41 @@ async def test_config_errors_name_the_variable_never_its_value(tmp_path: Path, m
     assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_CONFIG"
     assert "s3cr3t" not in refused.text
     assert "agent.max_iterations" in refused.text and "$SOME_SECRET" in refused.text
+
+
+def _agent_folders(agents: Path) -> list[str]:
+    return sorted(p.name for p in agents.iterdir() if p.name != ".staging")
+
+
+async def test_a_deploy_past_max_agents_is_refused_before_it_writes_anything(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    write_agent(agents, "first")
+    config = make_config(max_agents=1)
+    async with running_server(agents, config) as run:
+        refused = await deploy(run, package(agent_files("second")))
+        assert refused.status_code == 409 and refused.json()["error_code"] == "MAX_AGENTS", refused.text
+        assert _agent_folders(agents) == ["first"]
+        again = await deploy(run, package(agent_files("second")))  # nothing was left held
+        assert again.json()["error_code"] == "MAX_AGENTS"
+    async with running_server(agents, config) as run:  # the next start finds only the first agent
+        listed = (await run.client.get("/agents")).json()
+        assert [a["name"] for a in listed["agents"]] == ["first"]
+        assert run.runner("first").state == "running"
+        assert listed["problems"] == []
+
+
+async def test_a_deploy_without_a_free_port_is_refused_before_it_writes_anything(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    config = make_config(base_port=65535)  # the one port it may hand out is held below
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # if someone else holds it, it is just as taken
+            holder.bind(("127.0.0.1", 65535))
+            holder.listen()
+        async with running_server(agents, config) as run:
+            refused = await deploy(run, package(agent_files("portless")))
+            assert refused.status_code == 409 and refused.json()["error_code"] == "PORT_UNAVAILABLE", refused.text
+            assert _agent_folders(agents) == []
+        async with running_server(agents, config) as run:
+            assert (await run.client.get("/agents")).json()["agents"] == []

@@ -97,6 +97,13 @@ class Deployer:
         if existing is not None and self.supervisor.checksums.get(spec.name) == checksum and not force:
             raise Conflict(f"Agent {spec.name} is already deployed with this checksum (use force=true)",
                            error_code="ALREADY_DEPLOYED")
+        if existing is not None:
+            return await self._install_checked(spec, root, checksum, existing)
+        with self.supervisor.room_for(spec):  # MAX_AGENTS, PORT_UNAVAILABLE: before anything is written
+            return await self._install_checked(spec, root, checksum, existing)
+
+    async def _install_checked(self, spec: AgentSpec, root: Path, checksum: str, existing: AgentRunner | None
+                               ) -> dict[str, Any]:
         await asyncio.to_thread(partial(ensure_venv, allow_pip_options=self.allow_pip_options), self.venv_root, root)
         target = existing.spec.folder if existing is not None else self.agents_dir / spec.name
         running = existing is not None and existing.state in (RUNNING, UNHEALTHY) and existing.proc is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,8 @@ class Supervisor:
         self.problems: list[Problem] = []
         self.checksums: dict[str, str] = {}
         self._busy: set[str] = set()
+        #: New agents a deploy is installing: they count against ``max_agents`` already.
+        self._arriving: set[str] = set()
         #: Called with an agent's port when the agent is forgotten (its stable-port socket closes).
         self.on_port_released: Callable[[int], None] = lambda port: None
 
@@ -52,8 +54,7 @@ class Supervisor:
     def add(self, spec: AgentSpec) -> AgentRunner:
         if spec.name in self.runners:
             raise Conflict(f"Agent already exists: {spec.name}", error_code="AGENT_EXISTS")
-        if len(self.runners) >= self.max_agents:
-            raise Conflict(f"max_agents ({self.max_agents}) reached", error_code="MAX_AGENTS")
+        self._check_room(spec.name)
         port = self.ports.assign(spec.name, spec.preferred_port)
         settings = self.settings
         runner = AgentRunner(
@@ -63,6 +64,25 @@ class Supervisor:
         )
         self.runners[spec.name] = runner
         return runner
+
+    @contextlib.contextmanager
+    def room_for(self, spec: AgentSpec) -> Iterator[None]:
+        """Hold a slot and a port for a new agent while a deploy installs it, so that past
+        ``max_agents`` or without a free port the deploy is a 409 before anything is written. Both
+        are given back if the agent was not added by the end."""
+        self._check_room(spec.name)
+        self.ports.assign(spec.name, spec.preferred_port)
+        self._arriving.add(spec.name)
+        try:
+            yield
+        finally:
+            self._arriving.discard(spec.name)
+            if spec.name not in self.runners:
+                self.ports.release(spec.name)
+
+    def _check_room(self, name: str) -> None:
+        if len(self.runners) + len(self._arriving - {name}) >= self.max_agents:
+            raise Conflict(f"max_agents ({self.max_agents}) reached", error_code="MAX_AGENTS")
 
     def get(self, name: str) -> AgentRunner:
         try:
