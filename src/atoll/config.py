@@ -519,18 +519,17 @@ def load_mcp_json(path: Path, *, environ: Mapping[str, str] | None = None) -> di
     ``timeout`` there is in milliseconds, as Claude's and fastmcp's files write it (seconds in
     ``agent.toml``).
     """
+    written = _vscode_variables(read_document(path), path=path)
     try:
-        data = expand_vars(_vscode_variables(read_document(path), path=path), environ=environ)
+        data = expand_vars(written, environ=environ)
     except ConfigError as exc:
         raise ConfigError(exc.message, path=str(path)) if exc.path is None else exc from exc
-    servers = data.get("mcpServers", data.get("servers"))
-    if servers is None and data and all(isinstance(v, dict) and ("command" in v or "url" in v)
-                                        for v in data.values()):
-        servers = data
+    servers = _servers_in(data)
     if servers is None:
         return {}
     if not isinstance(servers, dict):
         raise ConfigError("expected an object of servers", path=str(path), field="mcpServers")
+    written_servers = _servers_in(written)
     result: dict[str, McpServerConfig] = {}
     for name, entry in servers.items():
         if isinstance(entry, dict) and isinstance(entry.get("timeout"), int | float):
@@ -538,8 +537,19 @@ def load_mcp_json(path: Path, *, environ: Mapping[str, str] | None = None) -> di
         try:
             result[name] = McpServerConfig.model_validate(entry)
         except ValidationError as exc:
-            raise ConfigError(_describe_error(exc.errors()[0]), path=str(path), field=f"servers.{name}") from exc
+            variables = variable_fields(written_servers[name]) if isinstance(written_servers, dict) else {}
+            raise ConfigError(_describe_error(exc.errors()[0], variables), path=str(path),
+                              field=f"servers.{name}") from exc
     return result
+
+
+def _servers_in(data: dict[str, Any]) -> Any:
+    """The servers object of an ``mcp.json``: ``mcpServers``, ``servers``, or the top level itself."""
+    servers = data.get("mcpServers", data.get("servers"))
+    if servers is None and data and all(isinstance(v, dict) and ("command" in v or "url" in v)
+                                        for v in data.values()):
+        return data
+    return servers
 
 
 @dataclass

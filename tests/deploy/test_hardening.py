@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import socket
 import zipfile
 from pathlib import Path
@@ -129,6 +130,20 @@ async def test_config_errors_name_the_variable_never_its_value(tmp_path: Path, m
     assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_CONFIG"
     assert "s3cr3t" not in refused.text
     assert "agent.max_iterations" in refused.text and "$SOME_SECRET" in refused.text
+
+
+async def test_mcp_json_errors_name_the_variable_never_its_value(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent reads its folder's ``mcp.json`` when it starts; the deploy answers with its error."""
+    monkeypatch.setenv("SOME_SECRET", "s3cr3t-value-not-a-number")
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    servers = {"mcpServers": {"clock": {"command": "mcp-server-time", "timeout": "$SOME_SECRET"}}}
+    async with running_server(agents, make_config(pass_env=["SOME_SECRET"])) as run:
+        refused = await deploy(run, package({**agent_files("leaky"), "mcp.json": json.dumps(servers)}))
+    assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_CONFIG", refused.text
+    assert "s3cr3t" not in refused.text
+    assert "mcp.json" in refused.text and "timeout" in refused.text and "$SOME_SECRET" in refused.text
 
 
 def _agent_folders(agents: Path) -> list[str]:
