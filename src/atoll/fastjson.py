@@ -6,7 +6,7 @@ is ~20x faster at both ends (``benchmarks/bench_gateway.py``, the 500-chunk stre
 same compact UTF-8 JSON. What ``orjson`` does not encode (integers past 64 bits, keys that are not
 strings) is handed to the standard library, so nothing that encoded before fails now.
 
-Request bodies from clients are still parsed by :func:`atoll.httpkit.body.parse_json` (the
+Request bodies from clients are still parsed by :func:`atoll.client_json.parse_json` (the
 standard library's exact integers and error messages); :func:`loads` is for upstream lines.
 """
 

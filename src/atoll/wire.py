@@ -4,7 +4,7 @@ Requests are lenient the way Ollama's Go decoder is: unknown fields are ignored,
 missing or null, tool-call ``arguments`` may arrive as a JSON string, ``keep_alive`` may be a number
 or a duration string. Responses follow ``api/types.go``: fields that Go marks ``omitempty`` are
 left out when unset (we dump with ``exclude_none``), and durations are integer nanoseconds.
-This module imports nothing from the package.
+This module imports nothing from the package but the leaf ``atoll.client_json``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from atoll.client_json import parse_json
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -52,7 +54,7 @@ class WireFunctionCall(_Lenient):
         if value is None or value == "":
             return {}
         if isinstance(value, str):
-            parsed = json.loads(value)
+            parsed = parse_json(value)  # nested too deeply: a ValueError, so a 400 naming the field
             if not isinstance(parsed, dict):
                 raise ValueError("tool call arguments must be a JSON object")
             return parsed

@@ -3,6 +3,7 @@ may show about its upstreams."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,26 @@ def test_deeply_nested_json_is_a_400_on_every_json_route(echo_server) -> None:  
             assert response.status_code in (400, 404), (path, response.status_code)
             assert response.status_code != 404 or path == "/atoll/tools/x"
     assert httpx.post(echo_server.url + "/api/chat", content=deep).json()["error"].startswith("invalid JSON body")
+
+
+def test_deeply_nested_json_inside_a_field_is_a_400_naming_the_field(echo_server) -> None:  # type: ignore[no-untyped-def]
+    """JSON that clients carry inside a field is parsed too: nesting too deep is their mistake (400
+    naming the field), not a server error."""
+    deep = "[" * 5000
+    context = [0x61746F63, *deep.encode()]  # atoll's conversation context mark, then the JSON bytes
+    response = httpx.post(echo_server.url + "/api/generate", json={"model": "echo", "prompt": "hi", "context": context})
+    assert response.status_code == 400 and "context" in response.json()["error"], response.text
+    history = [{"role": "user", "content": "hi"},
+               {"role": "assistant", "content": "", "tool_calls": [
+                   {"id": "c1", "type": "function", "function": {"name": "clock", "arguments": deep}}]},
+               {"role": "tool", "content": "12:00", "tool_call_id": "c1"},
+               {"role": "user", "content": "and now?"}]
+    for path in ("/api/chat", "/v1/chat/completions"):
+        response = httpx.post(echo_server.url + path, json={"model": "echo", "messages": history, "stream": False})
+        assert response.status_code == 400 and "arguments" in response.text, (path, response.text)
+    cursor = base64.urlsafe_b64encode(deep.encode()).decode().rstrip("=")
+    response = httpx.get(echo_server.url + "/api/sessions", params={"cursor": cursor})
+    assert response.status_code == 400 and "cursor" in response.json()["error"], response.text
 
 
 def test_status_never_shows_credentials_written_into_urls(tmp_path: Path) -> None:

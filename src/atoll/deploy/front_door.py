@@ -29,12 +29,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from atoll._version import OLLAMA_COMPAT_VERSION
+from atoll.client_json import parse_json
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.directory import AgentAddress, Unavailable
 from atoll.deploy.front_context import front_of
 from atoll.deploy.relay import error, forward, read_body
 from atoll.deploy.remote import HOP_HEADER, LISTING_TIMEOUT, remote_models
-from atoll.httpkit.body import parse_json
 from atoll.model_names import model_key
 
 if TYPE_CHECKING:

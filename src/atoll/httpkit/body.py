@@ -7,9 +7,7 @@ length in front of a chunked body would otherwise escape the size check.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import Message, Receive, Scope
 
@@ -60,11 +58,3 @@ class BodyLimit:
                 raise self.error(self.message)
         return message
 
-
-def parse_json(raw: bytes | str) -> Any:
-    """``json.loads`` where nesting too deep for the parser (``[`` x 100000) is a ``ValueError``
-    like any other bad JSON, so it becomes a 400 and never a ``RecursionError`` (500)."""
-    try:
-        return json.loads(raw)
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc

@@ -7,8 +7,8 @@ from typing import TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from atoll.client_json import parse_json
 from atoll.errors import RequestError
-from atoll.httpkit.body import parse_json
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING
 
+from atoll.client_json import parse_json
 from atoll.errors import ConfigError, NotFound, RequestError
 from atoll.messages import Message
 from atoll.sessions.store import NO_CURSOR, Cursor, SessionRecord, SessionStore, SessionSummary, SharedStore
@@ -48,7 +49,7 @@ def encode_cursor(cursor: Cursor) -> str:
 
 def decode_cursor(text: str) -> Cursor:
     try:
-        updated, session_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        updated, session_id = parse_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         return float(updated), str(session_id)
     except (ValueError, TypeError) as exc:
         raise RequestError(f"invalid cursor {text[:40]!r}: use the next_cursor of a previous page") from exc

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from atoll.client_json import parse_json
 from atoll.config import load_agent_file
 from atoll.deploy.context import DeployContext, context_of
 from atoll.deploy.errors import BadRequest, ManagementError, limited
@@ -29,7 +30,6 @@ from atoll.deploy.relay import _relay as relay
 from atoll.deploy.runner import RUNNING, UNHEALTHY, AgentRunner
 from atoll.deploy.supervisor import describe
 from atoll.errors import ConfigError
-from atoll.httpkit.body import parse_json
 
 #: Seconds between full snapshots on the live stream (uptimes, rates) when no state changes.
 SNAPSHOT_EVERY = 2.0

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from atoll.client_json import parse_json
 from atoll.deploy.context import context_of
 from atoll.deploy.errors import BadRequest, ManagementError, limited
 from atoll.deploy.ui.signin import (
@@ -23,7 +24,6 @@ from atoll.deploy.ui.signin import (
     same_origin_problem,
     set_cookie_header,
 )
-from atoll.httpkit.body import parse_json
 
 ASSETS = Path(__file__).parent / "assets"
 #: The files the page is made of, and their types; nothing else under /ui/assets is served.

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from atoll.agent.loop import RunRequest
+from atoll.client_json import TooDeep, parse_json
 from atoll.dialects._neutral import neutral_message, paired, tool_specs
 from atoll.errors import RequestError
 from atoll.messages import GenerationOptions, Message
@@ -105,7 +106,9 @@ def conversation_from_context(context: list[int] | None) -> list[Message]:
     if not context or context[0] != CONVERSATION_CONTEXT_MARK:
         return []
     try:
-        turns = json.loads(bytes(context[1:]))
+        turns = parse_json(bytes(context[1:]))
+    except TooDeep as exc:
+        raise RequestError("invalid request: context: its JSON is nested too deeply") from exc
     except (ValueError, TypeError):
         return []
     if not isinstance(turns, list):
