@@ -1,5 +1,6 @@
-"""Run every benchmark in turn (``make bench``). Each prints its figures as ratios against a
-baseline measured in the same run; run them on an otherwise idle machine."""
+"""Run every benchmark in turn (``make bench``). Most print their figures as ratios against a
+baseline measured in the same run; ``bench_streams.py`` is the load test (200 streaming sessions for
+60 s, which must end with 0 errors and 0 lost turns). Run them on an otherwise idle machine."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["bench_chat_overhead.py", "bench_gateway.py", "bench_embedded_model.py", "bench_deploy.py",
-              "bench_tool_calls.py", "bench_sessions.py", "bench_long_sessions.py"]
+              "bench_tool_calls.py", "bench_sessions.py", "bench_long_sessions.py", "bench_streams.py"]
 
 
 def main() -> int:
