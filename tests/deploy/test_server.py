@@ -179,6 +179,15 @@ async def test_errors_and_conflicting_commands(tmp_path: Path) -> None:
         assert restart.status_code == 200
         assert stop.status_code == 409 and stop.json()["error_code"] == "AGENT_BUSY"
 
+        serving = psutil.Process(run.runner("solo").proc.pid)  # type: ignore[union-attr]
+        stopped = await run.client.post("/agents/solo/stop")
+        again = await run.client.post("/agents/solo/stop")  # already stopped: it stays so, as start is idempotent
+        for answer in (stopped, again):
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["status"] == "stopped" and answer.json()["pid"] is None
+        assert again.json() == stopped.json()  # the second stop changed nothing
+        assert not alive([serving])
+
         deleted = await run.client.delete("/agents/solo")
         assert deleted.status_code == 200
         assert (await run.client.get("/agents/solo")).status_code == 404
