@@ -14,8 +14,8 @@ from atoll.messages import ToolResult, ToolSpec
 
 def call_timeout(spec: ToolSpec | None, default: float) -> float:
     """How long one call of a tool may take: the ``timeout`` written in its MCP server's or child
-    agent's entry wins, else ``default`` (``[agent] tool_timeout``). The agent loop and
-    ``POST /atoll/tools/{name}`` both use this rule."""
+    agent's entry wins, else ``default`` (``[agent] tool_timeout``). The agent loop,
+    ``POST /atoll/tools/{name}`` and the tools re-exported over MCP all use this rule."""
     return spec.timeout if spec is not None and spec.timeout is not None else default
 
 

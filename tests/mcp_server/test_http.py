@@ -5,8 +5,10 @@ tools need approval: offered only to a client that can be asked, through MCP eli
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +23,8 @@ from tests.support.servers import AgentServer, run_agent_server, scripted_agent_
 pytestmark = [pytest.mark.protocols, pytest.mark.timeout(120)]
 
 KEY = "mcp-key"
+EVERYTHING = (Path(__file__).resolve().parents[2]
+              / ".mcp-servers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +129,30 @@ async def test_the_delegation_depth_header_counts_as_on_the_other_dialects(agent
         assert refused.is_error, refused
         assert refused.content[0].text.startswith("delegation too deep: this request is 5")  # type: ignore[union-attr]
     assert not fine.is_error and fine.content[0].text == "You said: hi"  # type: ignore[union-attr]
+
+
+def test_a_reexported_tool_runs_with_its_own_timeout(tmp_path: Path) -> None:
+    """The ``timeout`` of the tool's ``[mcp_servers.X]`` entry wins over ``[agent] tool_timeout``, as in the loop."""
+    extra = f"""
+[server]
+mcp_expose_tools = ["trigger-long-running-operation"]
+
+[mcp_servers.everything]
+command = "node"
+args = ["{EVERYTHING}", "stdio"]
+timeout = 1
+"""
+    toml = scripted_agent_toml("slowpoke", extra=extra).replace('name = "slowpoke"',
+                                                               'name = "slowpoke"\ntool_timeout = 60', 1)
+
+    async def call() -> types.CallToolResult:
+        async with _client(server, key=None) as client:
+            return await client.call_tool("trigger-long-running-operation", {"duration": 5, "steps": 5})
+
+    with run_agent_server(write_agent(tmp_path, toml), cwd=tmp_path, timeout=40) as server:
+        result = asyncio.run(call())
+    assert result.is_error, result
+    assert "timed out after 1 s" in result.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("key", [None, "wrong"])

@@ -7,7 +7,8 @@ answer and its session id. Its request headers count as on the other dialects
 (``X-Atoll-Tool-Activity``, ``X-Atoll-Delegation-Depth``), and so does the same in the call's
 ``_meta`` (:data:`atoll.delegation.META_KEYS`), which is how an atoll parent sends them.
 With ``[server] mcp_expose_tools`` it also re-exports the agent's own tools (all, or those
-matching the globs), run with the agent's ``tool_timeout``.
+matching the globs), each run with its own timeout (:func:`atoll.tools.call_timeout`: its entry's
+``timeout``, else ``[agent] tool_timeout``), as in the agent loop.
 
 This module imports the SDK; the HTTP endpoint (:class:`atoll.mcp_http.LazyMcpEndpoint`) imports it on first use.
 """
@@ -37,6 +38,7 @@ from atoll.dialects.mcp.render import AnswerRenderer, answer_result, error_resul
 from atoll.errors import AtollError
 from atoll.server.context import caller
 from atoll.server.conversation import converse
+from atoll.tools import call_timeout
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -103,7 +105,7 @@ class AgentMcp:
             self.runtime.require_ready()
             if self.runtime.approvals.rules.needs(spec) and not await self._approved(ctx, spec, params.arguments):
                 return error_result(f"the call to {spec.name!r} was not approved")
-            timeout = self.runtime.config.agent.tool_timeout
+            timeout = call_timeout(spec, self.runtime.config.agent.tool_timeout)
             result = await self.runtime.toolbox.call(params.name, params.arguments or {}, timeout=timeout)
             return tool_result(result.content, is_error=result.is_error)
         except AtollError as exc:
