@@ -1,8 +1,9 @@
 """Keeping what the model is sent within its context: tool results cut to a size, and the history
 trimmed oldest turns first (system prompt and the current turn always kept).
 
-Token counts are estimated (about four characters a token for English and JSON, rounded up): the
-loop has no tokenizer for every backend, and an estimate that errs long keeps the prompt inside.
+Token counts are estimated at 3.5 characters a token (:data:`CHARS_PER_TOKEN`; English and JSON
+run nearer four, so the estimate errs long and keeps the prompt inside), plus a few tokens per
+message for the chat template's markers: the loop has no tokenizer for every backend.
 """
 
 from __future__ import annotations
