@@ -25,6 +25,8 @@ import httpx
 import psutil
 import pytest
 
+from atoll.deploy.config import STATE_FILE_NAME
+from atoll.deploy.state import folder_checksum, read_records
 from tests.deploy.conftest import AGENT_TOML, alive, child_env, free_base_port, write_agent
 from tests.deploy.test_deploy_zip import package
 from tests.deploy.test_rollout import more_answers, streaming
@@ -239,6 +241,28 @@ async def test_live_agents_that_cannot_be_adopted_are_stopped_with_their_group_n
         beta, gamma = before["beta"]["pid"], before["gamma"]["pid"]
         assert f"agent beta (pid {beta}) not adopted: its agent is no longer in the agents folder" in log
         assert f"agent gamma (pid {gamma}) not adopted: it does not answer its health check" in log
+
+
+async def test_an_agent_whose_files_changed_while_no_server_ran_is_adopted_then_rolled_over(tmp_path: Path) -> None:
+    with fleet(tmp_path, {"orphan_grace": 60}, {"alpha": "", "beta": ""}) as run:
+        run.start()
+        before = run.wait_running({"alpha", "beta"})
+        old = psutil.Process(before["alpha"]["pid"])
+        run.kill()
+        toml = run.agents / "alpha" / "agent.toml"
+        toml.write_text(toml.read_text().replace("[llm]\n", '[llm]\nsystem_prompt = "version two"\n'))
+
+        run.start()
+        await wait_until_async(lambda: alive([old]) == [], timeout=60,
+                               what=f"alpha's old version rolled over and drained ({run.log()[-600:]})")
+        after = run.wait_running({"alpha", "beta"})
+        assert (after["beta"]["pid"], after["beta"]["adopted"]) == (before["beta"]["pid"], True)  # unchanged
+        assert after["alpha"]["pid"] != old.pid and after["alpha"]["port"] == before["alpha"]["port"]
+        assert [p.pid for p in processes_of(run.agents, "alpha")] == [after["alpha"]["pid"]]
+        assert "version two" in chat(run, "alpha", "/system", "s-3")
+        assert "alpha: its files changed while no deployment server ran" in run.log()
+        # The state file names the files the running process was started from.
+        assert read_records(run.home / STATE_FILE_NAME)["alpha"].checksum == folder_checksum(run.agents / "alpha")
 
 
 #: A new version that takes a while to start: the deployment server is killed meanwhile.

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from atoll.deploy.discover import AgentSpec
@@ -41,7 +42,11 @@ async def roll(runner: AgentRunner, spec: AgentSpec, *, drain_timeout: float) ->
     announce(spec.name, RESTARTING)
     new = await runner.deps.spawn(spec, runner.port)
     announce(spec.name, STARTING)
-    failure = await runner.await_ready(new, spec)
+    try:
+        failure = await runner.await_ready(new, spec)
+    except asyncio.CancelledError:  # the deployment server stops meanwhile: the old version serves on
+        await runner.terminate(new)
+        raise
     if failure is not None:
         if new.returncode == CONFIG_ERROR_EXIT:
             failure = runner.config_error_reason(failure)

@@ -132,7 +132,11 @@ class DeploymentServer:
     #: Marks the front door's answers ``Connection: close`` while it drains for a re-exec.
     gate: DrainGate = field(default_factory=lambda: DrainGate(None))
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
-    _checksums: dict[int, tuple[AgentSpec, str]] = field(default_factory=dict)
+    #: The checksum of the files each agent process was started from, by (pid, start time): an
+    #: adopted process keeps its recorded one, a new one gets its folder's when first recorded.
+    _checksums: dict[tuple[int, float], str] = field(default_factory=dict)
+    #: Rolling adopted agents over to files that changed while no deployment server ran.
+    _rolling: asyncio.Task[None] | None = None
     #: Stopping the processes a predecessor left running unrecorded (``atoll.deploy.adopt.strays``).
     _stopping_strays: asyncio.Task[None] | None = None
 
@@ -260,6 +264,9 @@ class DeploymentServer:
                          sock: socket.socket) -> None:
         if housekeeping is not None:
             housekeeping.cancel()
+        if self._rolling is not None:  # a rollout cut short stops its new version; the old one serves on
+            self._rolling.cancel()
+            await asyncio.gather(self._rolling, return_exceptions=True)
         self.feed.close()  # the dashboard's live streams end, so the front door can drain
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -312,6 +319,9 @@ class DeploymentServer:
         hosts = read_records(self.state.path, "model_hosts") if self.state.enabled else {}
         records = read_records(self.state.path) if self.state.enabled else {}
         self.model_hosts.claim_ports(hosts)
+        for record in records.values():  # what an adopted process runs, not what its folder holds now
+            if record.checksum:
+                self._checksums[(record.pid, record.create_time)] = record.checksum
         if hosts:
             await self._reconcile(self.model_hosts, hosts, "model host")
         adopted = await self._reconcile(self.supervisor, records, "agent") if records else []
@@ -322,6 +332,26 @@ class DeploymentServer:
                 grace = self.config.drain_timeout + self.config.stop_timeout  # as an old version's drain
                 self._stopping_strays = asyncio.create_task(stop_strays(found, grace), name="stop-strays")
         self.model_hosts.start_for([self.supervisor.runners[name].spec for name in adopted])
+        if changed := self._changed_since(adopted, records):
+            self._rolling = asyncio.create_task(self._roll_over(changed), name="roll-changed-agents")
+
+    def _changed_since(self, adopted: list[str], records: dict[str, AgentRecord]) -> list[str]:
+        """The adopted agents whose folder no longer holds the files their process was started from."""
+        changed = []
+        for name in adopted:
+            recorded = records[name].checksum
+            if recorded and recorded != folder_checksum(self.supervisor.runners[name].spec.folder):
+                logger.warning("agent %s: its files changed while no deployment server ran; adopted, and rolled "
+                               "over to the new files without downtime", name)
+                changed.append(name)
+        return changed
+
+    async def _roll_over(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                await self.supervisor.restart(name, graceful=True)
+            except ManagementError as exc:  # a failed new version, or a command of the user's meanwhile
+                logger.error("agent %s keeps running its previous files: %s", name, exc)
 
     async def _reconcile(self, supervised: Supervised, records: dict[str, AgentRecord], kind: str) -> list[str]:
         started = time.monotonic()
@@ -348,10 +378,14 @@ class DeploymentServer:
             logger.error("cannot write the state file %s: %s", self.state.path, exc)
 
     def _checksum(self, runner: AgentRunner) -> str:
-        cached = self._checksums.get(id(runner.spec))
-        if cached is None or cached[0] is not runner.spec:
-            cached = self._checksums[id(runner.spec)] = (runner.spec, folder_checksum(runner.spec.folder))
-        return cached[1]
+        """Of the files ``runner``'s process was started from (``records`` asks right after a spawn)."""
+        proc = runner.proc
+        if proc is None:
+            return ""
+        key = (proc.pid, proc.create_time)
+        if key not in self._checksums:
+            self._checksums[key] = folder_checksum(runner.spec.folder)
+        return self._checksums[key]
 
     async def _housekeep(self) -> None:
         """Renew the lease, record the agents, rotate their logs; until cancelled."""
@@ -359,6 +393,10 @@ class DeploymentServer:
         while True:
             self.lease.renew()
             self.save_state()
+            running = {(proc.pid, proc.create_time) for runner in self.supervisor.runners.values()
+                       if (proc := runner.proc) is not None}
+            for gone in self._checksums.keys() - running:  # not during adoption: seeded before it
+                del self._checksums[gone]
             for name in [*self.supervisor.runners, *self.model_hosts.runners]:
                 for path in log_paths(self.logs_dir, name).values():
                     with contextlib.suppress(OSError):
