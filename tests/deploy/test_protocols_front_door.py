@@ -27,10 +27,11 @@ KEY = "beta-key"
 
 
 @asynccontextmanager
-async def _client(url: str, key: str | None = None) -> AsyncIterator[Client]:
+async def _client(url: str, key: str | None = None, headers: dict[str, str] | None = None,
+                  ) -> AsyncIterator[Client]:
     """An MCP client on an HTTP client of its own, both closed on exit (the SDK leaves a client it
     is given open, and a pooled connection collected later in another test's loop breaks that test)."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    headers = (headers or {}) | ({"Authorization": f"Bearer {key}"} if key else {})
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60), trust_env=False) as http, \
             Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
         yield client
@@ -54,11 +55,17 @@ async def test_one_tool_per_agent_with_the_callers_credentials(tmp_path: Path) -
             assert sorted(t.name for t in (await client.list_tools()).tools) == ["alpha", "beta"]
             answer = await client.call_tool("beta", {"message": "/count 3"}, progress_callback=on_progress)
             missing = await client.call_tool("gamma", {"message": "hi"})
+            # the caller's delegation depth reaches the agent, as _meta and as a header
+            too_deep = [await client.call_tool("alpha", {"message": "hi"}, meta={"atoll/delegation-depth": "99"})]
+        async with _client(run.url, headers={"X-Atoll-Delegation-Depth": "99"}) as deep:
+            too_deep.append(await deep.call_tool("alpha", {"message": "hi"}))
     assert refused.is_error
     assert not answer.is_error and answer.content[0].text == "w1 w2 w3"  # type: ignore[union-attr]
     assert answer.structured_content["session_id"]
     assert progress == ["w1", " w2", " w3"]
     assert missing.is_error and "no running agent offers the tool 'gamma'" in missing.content[0].text  # type: ignore[union-attr]
+    for refused in too_deep:
+        assert refused.is_error and "delegation too deep" in refused.content[0].text  # type: ignore[union-attr]
 
 
 async def test_a2a_through_the_per_agent_prefix(tmp_path: Path) -> None:

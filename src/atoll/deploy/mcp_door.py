@@ -14,7 +14,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import httpx2
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The caller's delegation headers and ``_meta`` keys (see ``atoll.delegation``), passed on to the agent
+#: so that ``[server] max_delegation_depth`` still bounds a loop through the fleet's ``/mcp``.
+DELEGATION_HEADERS = ("x-atoll-delegation-depth", "x-atoll-tool-activity")
+DELEGATION_META_PREFIX = "atoll/"
 #: Listing the fleet asks every agent; one that does not answer in time is left out.
 LIST_TIMEOUT_S = 5.0
 
@@ -66,6 +70,8 @@ class FleetMcp:
                  ) -> dict[str, str]:
         request = ctx.request if isinstance(ctx.request, Request) else None
         headers = {"X-Request-ID": request.scope.get("state", {}).get("request_id", "")} if request else {}
+        if request is not None:  # what the caller said about delegation (atoll.delegation) goes on
+            headers |= {name: request.headers.get(name, "") for name in DELEGATION_HEADERS}
         if remote is not None:
             headers[HOP_HEADER] = "1"
             auth = front_door_auth(remote, auth)
@@ -124,9 +130,11 @@ class FleetMcp:
         async def relay(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
+        meta = {k: v for k, v in (params.meta or {}).items() if k.startswith(DELEGATION_META_PREFIX)}
         try:
             async with target.client() as client:
-                return await client.call_tool(params.name, params.arguments or {}, progress_callback=relay)
+                return await client.call_tool(params.name, params.arguments or {}, progress_callback=relay,
+                                              meta=cast(types.RequestParamsMeta, meta) if meta else None)
         except Exception as exc:
             return _error(f"agent {target.name!r} could not be reached over MCP: {_reason(exc)}")
 
