@@ -26,6 +26,8 @@ from atoll.deploy.relay import MAX_ROUTED_BODY
 from atoll.deploy.remote import verify_for
 from atoll.deploy.ui import api as dashboard_api
 from atoll.deploy.ui import pages
+from atoll.deploy.ui.context import DashboardContext
+from atoll.deploy.ui.local import LocalAgents
 from atoll.httpkit import FrontMiddleware, RouteTemplates
 from atoll.httpkit.browser import browser_policy
 from atoll.mcp_http import MCP_PATH, LazyMcpEndpoint
@@ -68,8 +70,10 @@ def create_app(ctx: DeployContext) -> Starlette:
         middleware=[guard],
         exception_handlers={ManagementError: management_error, HTTPException: http_error},
     )
-    app.state.ctx = ctx
-    app.state.front = FrontContext(LocalDirectory(ctx.supervisor, ctx.agent_keys), ctx.config, ctx.client, ctx.probes)
+    directory = LocalDirectory(ctx.supervisor, ctx.agent_keys)
+    app.state.front = FrontContext(directory, ctx.config, ctx.client, ctx.probes)
+    app.state.dashboard = DashboardContext(LocalAgents(ctx.supervisor, ctx.sampler, ctx.model_hosts), directory,
+                                           ctx.admin_token, ctx.client, ctx.probes, ctx.feed, ctx.dashboard)
     app.state.management = Management(LocalBackend(ctx.supervisor, ctx.deployer, ctx.logs_dir, ctx.model_hosts),
                                       ctx.config, ctx.probes, ctx.stats, ctx.started)
     app.state.mcp = mcp  # closed by whoever serves the app (DeploymentService.run)

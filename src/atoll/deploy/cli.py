@@ -105,6 +105,7 @@ def _serve_ray(args: argparse.Namespace, config: DeploymentConfig, agents_dir: P
         where = f"in {token_file} (atoll status reads it)" if token_file \
             else "configured (admin_token / ATOLL_ADMIN_TOKEN)"
         lines += [f"  Admin token: {where}; the management API needs 'Authorization: Bearer <token>'",
+                  f"  Dashboard: {url}/ui (sign in with the admin token)",
                   f"  Ray Serve (Ollama/OpenAI front door, /agent/<name>/): http://127.0.0.1:{args.http_port}",
                   f"  Ray cluster: {args.ray_address or 'local single-node head on 127.0.0.1 (stopped on exit)'}"]
         print("\n".join(lines), flush=True)

@@ -1,4 +1,4 @@
-"""What every management and front-door handler needs, reached from the request."""
+"""What the deployment server's app is built from (:func:`atoll.deploy.app.create_app`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from starlette.requests import Request
 
 from atoll.deploy.agent_keys import AgentKeys
 from atoll.deploy.config import DeploymentConfig
@@ -46,8 +45,3 @@ class DeployContext:
     @property
     def admin_token(self) -> AdminToken:
         return AdminToken(self.config.admin_token)
-
-
-def context_of(request: Request) -> DeployContext:
-    context: DeployContext = request.app.state.ctx
-    return context

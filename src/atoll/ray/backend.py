@@ -140,6 +140,10 @@ class RayBackend:
             folder = next((s.name for s in self.specs.values() if s.folder.name == name), None)
             raise AgentNotFound(name, folder) from None
 
+    def agent_file(self, name: str) -> Path:
+        """The agent's file (raises :class:`atoll.deploy.errors.AgentNotFound`)."""
+        return self._spec(name).agent_file
+
     def _describe(self, spec: AgentSpec, app: AppState | None) -> dict[str, Any]:
         deployed = app.deployed_at if app is not None else None
         running = app is not None and app.state == RUNNING

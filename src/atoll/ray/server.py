@@ -4,8 +4,8 @@
    (:class:`atoll.ray.cluster.LocalHead`, 127.0.0.1 only, token auth) and stops on exit;
 2. Serve's HTTP proxy on 127.0.0.1:``--http-port``: the ingress application at ``/`` (the Ollama and
    OpenAI APIs for every agent) and each agent's application at ``/agent/<name>``;
-3. the management API (same routes, same admin token as the local backend) on ``--api-port``, on a
-   :class:`atoll.ray.backend.RayBackend`;
+3. the management API (same routes, same admin token as the local backend) and the dashboard at
+   ``/ui`` (:mod:`atoll.ray.dashboard`) on ``--api-port``, on a :class:`atoll.ray.backend.RayBackend`;
 4. on SIGINT/SIGTERM: every application this server deployed is deleted, the local head stopped.
    SIGHUP (``atoll restart-server``, ``systemctl reload``) is logged and ignored: this backend
    cannot hand its agents over to a re-executed server, and SIGHUP's default would end it without
@@ -43,10 +43,13 @@ from atoll.deploy.backend import Management
 from atoll.deploy.config import STATE_FILE_NAME, DeploymentConfig
 from atoll.deploy.errors import ManagementError
 from atoll.deploy.middleware import AdminToken, ManagementGuard
+from atoll.deploy.relay_client import RelayClient
 from atoll.deploy.restart import RAY_REFUSAL
 from atoll.deploy.service import QuietServer, bind_api_socket
 from atoll.deploy.state import StateFile, other_live_server, read_state
-from atoll.deploy.ui.signin import DashboardSessions
+from atoll.deploy.ui import api as dashboard_api
+from atoll.deploy.ui import pages
+from atoll.deploy.ui.context import DashboardContext
 from atoll.httpkit import FrontMiddleware, RouteTemplates
 from atoll.httpkit.browser import browser_policy
 from atoll.httpkit.serving import UVICORN_OPTIONS, tls_options
@@ -68,16 +71,17 @@ class RayOptions:
     http_port: int
 
 
-def management_app(management: Management, admin_token: str, config: DeploymentConfig) -> Starlette:
-    """The management API alone (the front door is the Serve ingress on this backend)."""
-    routes = api.routes()
+def management_app(management: Management, dashboard: DashboardContext, config: DeploymentConfig) -> Starlette:
+    """The management API and the dashboard (the front door is the Serve ingress on this backend)."""
+    routes = [*dashboard_api.routes(), *api.routes(), *pages.routes()]
     policy = browser_policy(config.cors_origins, config.allowed_hosts, server="deployment server")
     guard = Middleware(FrontMiddleware, policy=policy, route_template=RouteTemplates(routes),
                        record=management.stats.observe,
-                       authorize=ManagementGuard(AdminToken(admin_token), DashboardSessions()).authorize)
+                       authorize=ManagementGuard(dashboard.admin_token, dashboard.sessions).authorize)
     app = Starlette(routes=routes, middleware=[guard],
                     exception_handlers={ManagementError: management_error, HTTPException: http_error})
     app.state.management = management
+    app.state.dashboard = dashboard
     return app
 
 
@@ -140,9 +144,13 @@ def _handle_signals(stop: asyncio.Event) -> None:
 async def _serve_management(config: DeploymentConfig, backend: RayBackend, sock: socket.socket,
                             stop: asyncio.Event, token_file: Path | None,
                             on_ready: Callable[[str, RayBackend, Path | None], Awaitable[None]] | None) -> None:
-    probes = make_client(config.remote_servers)
+    from atoll.ray.dashboard import CurrentServeDirectory, RayAgents
+
+    probes, client = make_client(config.remote_servers), RelayClient([])
     assert config.admin_token
-    app = management_app(Management(backend, config, probes), config.admin_token, config)
+    dashboard = DashboardContext(RayAgents(backend), CurrentServeDirectory(backend.http_port, backend.secret),
+                                 AdminToken(config.admin_token), client, probes)
+    app = management_app(Management(backend, config, probes), dashboard, config)
     tls = tls_options(config.tls_cert, config.tls_key, where="deployment config")
     server = QuietServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                          **UVICORN_OPTIONS, **tls,
@@ -162,8 +170,10 @@ async def _serve_management(config: DeploymentConfig, backend: RayBackend, sock:
             await on_ready(url, backend, token_file)
         await stop.wait()
     finally:
+        dashboard.feed.close()  # the dashboard's live streams end, so the server can stop
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
+        await client.aclose()
         await probes.aclose()
         sock.close()
         state.clear()

@@ -4,7 +4,8 @@ calls waiting for approval.
 
 They sit in the management API (``/agents/...``), so the same admin token or dashboard cookie,
 origin and Host checks, limits and metrics apply. Calls to an agent carry the per-agent credential
-the deployment server holds (``deploy/agent_keys.py``); it is never sent to the page.
+the deployment server holds (``deploy/agent_keys.py``); it is never sent to the page. They are written
+once, on the seams of :mod:`atoll.deploy.ui.context`, for every backend.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from starlette.routing import Route
 
 from atoll.client_json import parse_json
 from atoll.config import load_agent_file
-from atoll.deploy.context import DeployContext, context_of
-from atoll.deploy.errors import BadRequest, ManagementError, limited
+from atoll.deploy.directory import AgentAddress, Unavailable
+from atoll.deploy.errors import AgentNotFound, BadRequest, ManagementError, limited
 from atoll.deploy.relay import _relay as relay
-from atoll.deploy.runner import RUNNING, UNHEALTHY, AgentRunner
-from atoll.deploy.supervisor import describe
+from atoll.deploy.ui.context import DashboardContext, dashboard_of
 from atoll.errors import ConfigError
 
 #: Seconds between full snapshots on the live stream (uptimes, rates) when no state changes.
@@ -41,26 +41,6 @@ REDACTED = "[redacted]"
 URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
 
 
-def _row(ctx: DeployContext, runner: AgentRunner, state: str | None = None) -> dict[str, Any]:
-    row = describe(runner, ctx.supervisor.checksums.get(runner.spec.name))
-    row.pop("log_tail", None)
-    if state is not None:
-        row["status"] = state
-    row["auto_start"] = runner.spec.auto_start
-    row.update(ctx.sampler.summary(runner.spec.name))
-    return row
-
-
-def snapshot(ctx: DeployContext) -> dict[str, Any]:
-    """Every agent, the folders that could not start, and the model hosts the agents share (as
-    ``GET /agents`` lists them: state, pid, port, model and which agents run on each)."""
-    sup = ctx.supervisor
-    hosts = ctx.model_hosts.statuses([r.spec for r in sup.runners.values()]) if ctx.model_hosts else []
-    return {"agents": [_row(ctx, r) for _, r in sorted(sup.runners.items())],
-            "problems": [{"folder": str(p.folder), "name": p.name, "reason": p.reason} for p in sup.problems],
-            "model_hosts": hosts}
-
-
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -69,26 +49,22 @@ async def events(request: Request) -> Response:
     """``text/event-stream``: ``snapshot`` (every agent and model host) at once and every few seconds,
     one ``agent`` event per state change of an agent, in order, and a new snapshot when a model host
     changes state."""
-    ctx = context_of(request)
-    ctx.feed.check_room()
+    dash = dashboard_of(request)
+    dash.feed.check_room()
 
     async def stream() -> AsyncIterator[bytes]:
-        with ctx.feed.subscribe() as queue:
-            yield _sse("snapshot", snapshot(ctx))
+        with dash.feed.subscribe() as queue:
+            yield _sse("snapshot", await dash.agents.snapshot())
             while True:
                 try:
                     change = await asyncio.wait_for(queue.get(), SNAPSHOT_EVERY)
                 except TimeoutError:
-                    yield _sse("snapshot", snapshot(ctx))
+                    yield _sse("snapshot", await dash.agents.snapshot())
                     continue
                 if change is None:
                     return
-                name, state = change
-                runner = ctx.supervisor.runners.get(name)
-                if runner is not None:
-                    yield _sse("agent", _row(ctx, runner, state))
-                else:  # a model host's change, or an agent just removed
-                    yield _sse("snapshot", snapshot(ctx))
+                row = dash.agents.row(*change)
+                yield _sse("agent", row) if row is not None else _sse("snapshot", await dash.agents.snapshot())
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -107,30 +83,33 @@ def redact(value: Any, key: str = "") -> Any:
 
 
 async def agent_config(request: Request) -> JSONResponse:
-    ctx = context_of(request)
-    runner = ctx.supervisor.get(request.path_params["name"])
+    name = request.path_params["name"]
+    agent_file = dashboard_of(request).agents.agent_file(name)
     try:
-        config = load_agent_file(runner.spec.agent_file)
+        config = load_agent_file(agent_file)
     except ConfigError as exc:
         raise ManagementError(f"the agent's configuration cannot be read: {exc}", error_code="INVALID_CONFIG",
                               status=409) from exc
-    return JSONResponse({"name": runner.spec.name, "file": str(runner.spec.agent_file),
-                         "config": redact(config.model_dump(mode="json"))})
+    return JSONResponse({"name": name, "file": str(agent_file), "config": redact(config.model_dump(mode="json"))})
 
 
-def _running(ctx: DeployContext, name: str) -> AgentRunner:
-    runner = ctx.supervisor.get(name)
-    if runner.state not in (RUNNING, UNHEALTHY):
-        raise ManagementError(f"agent {name} is not running (state: {runner.state})",
+async def _running(dash: DashboardContext, name: str) -> AgentAddress:
+    """Where agent ``name`` answers, and the deployment server's key for it."""
+    dash.agents.agent_file(name)  # AgentNotFound for an unknown name (with the folder's hint)
+    found = await dash.directory.find(name.lower())
+    if found is None:
+        raise AgentNotFound(name)
+    if isinstance(found, Unavailable):
+        raise ManagementError(f"agent {name} is not running (state: {found.state})",
                               error_code="AGENT_NOT_RUNNING", status=409)
-    return runner
+    return found
 
 
-async def _ask_agent(ctx: DeployContext, name: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    runner = _running(ctx, name)
+async def _ask_agent(dash: DashboardContext, name: str, method: str, path: str, body: Any = None) -> httpx.Response:
+    agent = await _running(dash, name)
     try:
-        return await ctx.probes.request(method, f"http://127.0.0.1:{runner.port}{path}", json=body,
-                                        headers=ctx.agent_keys.headers(name), timeout=10.0)
+        return await dash.probes.request(method, agent.url + path, json=body,
+                                         headers={"Authorization": f"Bearer {agent.key}"}, timeout=10.0)
     except httpx.HTTPError as exc:
         raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",
                               error_code="AGENT_UNREACHABLE", status=502) from exc
@@ -145,15 +124,14 @@ def _relayed_json(response: httpx.Response) -> JSONResponse:
 
 
 async def agent_tools(request: Request) -> JSONResponse:
-    ctx = context_of(request)
-    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "GET", "/atoll/tools"))
+    return _relayed_json(await _ask_agent(dashboard_of(request), request.path_params["name"], "GET", "/atoll/tools"))
 
 
 async def agent_sessions(request: Request) -> JSONResponse:
     """The agent's ``/api/sessions``: the count, and the newest sessions of the key the dashboard uses
     (the playground's; on an agent without keys, every session)."""
-    ctx = context_of(request)
-    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "GET", "/api/sessions?limit=100"))
+    return _relayed_json(await _ask_agent(dashboard_of(request), request.path_params["name"], "GET",
+                                          "/api/sessions?limit=100"))
 
 
 def _session_path(request: Request) -> str:
@@ -164,19 +142,16 @@ def _session_path(request: Request) -> str:
 
 
 async def agent_session(request: Request) -> Response:
-    ctx = context_of(request)
     name = request.path_params["name"]
-    response = await _ask_agent(ctx, name, request.method, _session_path(request))
+    response = await _ask_agent(dashboard_of(request), name, request.method, _session_path(request))
     if response.status_code == 204:
         return Response(status_code=204)
     return _relayed_json(response)
 
 
 async def agent_samples(request: Request) -> JSONResponse:
-    ctx = context_of(request)
     name = request.path_params["name"]
-    ctx.supervisor.get(name)
-    return JSONResponse({"name": name, **ctx.sampler.series(name)})
+    return JSONResponse({"name": name, **dashboard_of(request).agents.samples(name)})
 
 
 MAX_DECISION_BODY = 8192
@@ -185,13 +160,12 @@ MAX_DECISION_BODY = 8192
 async def agent_approvals(request: Request) -> JSONResponse:
     """The agent's pending approvals that the dashboard may decide: those of the playground's
     conversations (approvals belong to the key that caused them), or all of them on an agent without keys."""
-    ctx = context_of(request)
-    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "GET", "/atoll/approvals"))
+    return _relayed_json(await _ask_agent(dashboard_of(request), request.path_params["name"], "GET",
+                                          "/atoll/approvals"))
 
 
 async def decide_approval(request: Request) -> JSONResponse:
     """``{"approve": true|false, "reason": "..."}``; it takes effect with the conversation's next message."""
-    ctx = context_of(request)
     approval_id = request.path_params["approval_id"]
     if not re.fullmatch(r"[a-z0-9]{1,32}", approval_id):
         raise BadRequest("invalid approval id")
@@ -202,14 +176,14 @@ async def decide_approval(request: Request) -> JSONResponse:
     if not isinstance(body, dict) or not isinstance(body.get("approve"), bool):
         raise BadRequest("'approve' must be true or false")
     decision = {"approve": body["approve"], "reason": str(body.get("reason") or "")[:1000]}
-    return _relayed_json(await _ask_agent(ctx, request.path_params["name"], "POST",
+    return _relayed_json(await _ask_agent(dashboard_of(request), request.path_params["name"], "POST",
                                           f"/atoll/approvals/{approval_id}", decision))
 
 
 async def agent_chat(request: Request) -> Response:
     """``{"message": "...", "session_id": "..."}`` -> the agent's ``/api/chat`` NDJSON stream, relayed
     as it comes, tool calls and results (``atoll`` progress chunks) included."""
-    ctx = context_of(request)
+    dash = dashboard_of(request)
     name = request.path_params["name"]
     try:
         body = parse_json(await limited(request, MAX_CHAT_BODY).body() or b"{}")
@@ -221,18 +195,18 @@ async def agent_chat(request: Request) -> Response:
         raise BadRequest("missing 'message' (the text to send)")
     if not isinstance(session_id, str) or not re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", session_id):
         raise BadRequest("'session_id' must be 1-128 letters, digits or ._:-")
-    runner = _running(ctx, name)
+    agent = await _running(dash, name)
     request.scope.setdefault("state", {})["model"] = name
     # The page draws tool calls from the stream's ``atoll`` chunks, so no tool text in the answer.
-    headers = {**ctx.agent_keys.headers(name), "X-Session-ID": session_id, "Content-Type": "application/json",
+    headers = {"Authorization": f"Bearer {agent.key}", "X-Session-ID": session_id, "Content-Type": "application/json",
                "X-Atoll-Tool-Activity": "off",
                "X-Request-ID": request.scope.get("state", {}).get("request_id", "")}
     payload = {"model": name, "messages": [{"role": "user", "content": message}], "stream": True}
     import aiohttp  # the relays' pool (atoll.deploy.relay_client) has imported it, or does now
 
-    session = ctx.client.session()
+    session = dash.client.session()
     try:
-        response = await session.post(f"http://127.0.0.1:{runner.port}/api/chat",
+        response = await session.post(agent.url + "/api/chat",
                                       data=json.dumps(payload).encode(), headers=headers)
     except aiohttp.ClientError as exc:
         raise ManagementError(f"agent {name} did not answer: {exc or type(exc).__name__}",

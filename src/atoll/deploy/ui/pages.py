@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from atoll.client_json import parse_json
-from atoll.deploy.context import context_of
 from atoll.deploy.errors import BadRequest, ManagementError, limited
+from atoll.deploy.ui.context import dashboard_of
 from atoll.deploy.ui.signin import (
     clear_cookie_header,
     cookie_value,
@@ -72,14 +72,14 @@ def _client(request: Request) -> str:
 
 async def sign_in(request: Request) -> JSONResponse:
     """``{"token": "<admin token>"}`` -> the session cookie. Same origin only; failures are throttled."""
-    ctx = context_of(request)
-    if not ctx.admin_token.enabled:
+    dash = dashboard_of(request)
+    if not dash.admin_token.enabled:
         raise ManagementError("this server has no admin token, so there is nothing to sign in with: the "
                               "management API is open (loopback only)", error_code="NO_ADMIN_TOKEN", status=409)
     problem = same_origin_problem(request.scope)
     if problem is not None:
         raise ManagementError(problem, error_code="FORBIDDEN_ORIGIN", status=403)
-    if ctx.dashboard.throttled(_client(request)):
+    if dash.sessions.throttled(_client(request)):
         raise ManagementError("too many failed sign-ins: wait a minute", error_code="RATE_LIMITED", status=429)
     try:
         body = parse_json(await limited(request, MAX_SIGNIN_BODY).body() or b"{}")
@@ -88,17 +88,17 @@ async def sign_in(request: Request) -> JSONResponse:
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise BadRequest("missing 'token' (the admin token)")
-    if ctx.admin_token.problem(f"Bearer {token.strip()}") is not None:
-        ctx.dashboard.failed(_client(request))
+    if dash.admin_token.problem(f"Bearer {token.strip()}") is not None:
+        dash.sessions.failed(_client(request))
         raise ManagementError("invalid admin token", error_code="UNAUTHORIZED", status=401)
-    session = ctx.dashboard.create()
+    session = dash.sessions.create()
     secure = request.url.scheme == "https"
     return JSONResponse({"signed_in": True}, headers={"Set-Cookie": set_cookie_header(session, secure=secure),
                                                       "Cache-Control": "no-store"})
 
 
 async def sign_out(request: Request) -> JSONResponse:
-    context_of(request).dashboard.revoke(cookie_value(request.scope))
+    dashboard_of(request).sessions.revoke(cookie_value(request.scope))
     secure = request.url.scheme == "https"
     return JSONResponse({"signed_in": False}, headers={"Set-Cookie": clear_cookie_header(secure=secure)})
 

@@ -476,7 +476,7 @@ $("log-search").addEventListener("input", loadLogs);
 async function loadMetrics() {
   const data = await api(`/agents/${enc(state.agent)}/samples`).catch(() => null);
   if (!data || !window.lineChart) return;
-  $("metrics-note").textContent = `${data.t.length} samples, one every ${data.interval_s}s, last hour kept in the deployment server.`;
+  $("metrics-note").textContent = data.note || `${data.t.length} samples, one every ${data.interval_s}s, last hour kept in the deployment server.`;
   lineChart($("chart-rps"), data.t, [{ name: "req/s", values: data.requests_per_s }], "");
   lineChart($("chart-latency"), data.t, [{ name: "p50", values: data.p50_ms }, { name: "p95", values: data.p95_ms }], "");
   lineChart($("chart-tps"), data.t, [{ name: "tok/s", values: data.tokens_per_s }], "");
