@@ -96,5 +96,6 @@ def test_sign_in_and_the_dashboard_reaches_agents_on_serve(ray_fleet: RayFleet) 
         for name in ("echo", "other"):
             row = tab.locator(f'#agents-body tr[data-agent="{name}"]')
             expect(row.locator('[data-label="State"]')).to_contain_text("running", timeout=30_000)
+            expect(row.locator('[data-label="State"]')).to_contain_text(re.compile(r"[1-9] replicas?\b"))
         expect(tab.locator("#problems")).to_contain_text("solo")
         tab.screenshot(path=screenshot_path("dashboard-ray"), full_page=True)

@@ -175,6 +175,8 @@ function actionButtons(agent) {
     button("restart", "Restart"), button("delete", "Delete", "danger"));
 }
 
+const replicas = (n) => `${n} replica${n === 1 ? "" : "s"}`;  // Ray Serve's, where there is no pid
+
 function agentRow(agent) {
   const cell = (label, ...content) => h("td", { "data-label": label }, ...content);
   const model = agent.model ? h("span", {}, agent.model, h("span", { class: "sub" }, agent.provider || "")) : "–";
@@ -182,7 +184,8 @@ function agentRow(agent) {
   return h("tr", { "data-agent": agent.name, "data-pid": agent.pid ?? "", "data-state": agent.status },
     cell("Agent", h("a", { href: `#/agent/${enc(agent.name)}` }, agent.name),
       agent.auto_start === false ? h("span", { class: "sub" }, "manual start") : null),
-    cell("State", stateBadge(agent.status), agent.pid ? h("span", { class: "sub" }, `pid ${agent.pid}`) : null),
+    cell("State", stateBadge(agent.status), agent.pid ? h("span", { class: "sub" }, `pid ${agent.pid}`)
+      : agent.replicas ? h("span", { class: "sub" }, replicas(agent.replicas.running)) : null),
     cell("URL", h("span", { class: "sub" }, agent.url || `:${agent.port}`)),
     cell("Model", model), cell("MCP", mcp),
     h("td", { "data-label": "Uptime", class: "num" }, uptime(agent.uptime_s)),
