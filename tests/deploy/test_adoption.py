@@ -303,3 +303,31 @@ async def test_a_new_version_starting_when_the_server_dies_does_not_run_beside_t
         [survivor] = agent_processes(run.agents)
         assert run.wait_running({"alpha"})["alpha"]["pid"] == survivor.pid
         assert chat(run, "alpha", "still here?", "s-2").startswith("You said")
+
+
+async def test_restart_server_while_an_old_version_drains_lets_its_stream_finish(tmp_path: Path) -> None:
+    with fleet(tmp_path, {"orphan_grace": 60, "drain_timeout": 30}, {"alpha": ""}) as run:
+        toml = run.agents / "alpha" / "agent.toml"
+        toml.write_text(toml.read_text().replace("drain_timeout = 1", "drain_timeout = 30"))
+        run.start()
+        before = run.wait_running({"alpha"})["alpha"]
+        old = psutil.Process(before["pid"])
+        body = {"model": "alpha", "messages": [{"role": "user", "content": "/slow 120 0.1"}]}
+        direct = f"http://127.0.0.1:{before['port']}"
+        async with httpx.AsyncClient(base_url=direct, timeout=60, trust_env=False) as client, \
+                client.stream("POST", "/api/chat", json=body) as answer:
+            lines = answer.aiter_lines()
+            assert "s1" in await anext(lines)  # the old version streams for 12 s
+            restarted = await asyncio.to_thread(httpx.post, f"{run.url}/agents/alpha/restart", headers=run.headers(),
+                                                timeout=60, trust_env=False)
+            assert restarted.status_code == 200 and restarted.json()["pid"] not in (None, old.pid), restarted.text
+            # The old version drains (SIGTERMed by the rollout); the re-executed server finds it unrecorded.
+            restart = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "atoll", "restart-server"],
+                                              env=run.env(), capture_output=True, text=True, timeout=120)
+            assert restart.returncode == 0, restart.stderr + run.log()[-2000:]
+            rest = [json.loads(line) async for line in lines if line.strip()]
+        assert rest[-1]["done"] and not any("error" in line for line in rest), rest[-3:]
+        assert "".join(line["message"]["content"] for line in rest).split()[-1] == "s120"  # not cut short
+        await wait_until_async(lambda: alive([old]) == [], timeout=30, what="the old version gone after its stream")
+        assert f"pid {old.pid} runs with this ATOLL_HOME's lease but no agent record" in run.log()
+        assert [p.pid for p in agent_processes(run.agents)] == [restarted.json()["pid"]]

@@ -118,7 +118,7 @@ async def test_restart_and_redeploy_under_streaming_load_fail_nothing(tmp_path: 
 
             restarted = await run.client.post("/agents/alpha/restart")  # graceful is the default
             assert restarted.status_code == 200, restarted.text
-            assert restarted.json()["port"] == port and restarted.json()["pid"] != first.pid
+            assert restarted.json()["port"] == port and restarted.json()["pid"] not in (None, first.pid)
             await wait_until_async(lambda: alive([first]) == [], timeout=30, what="the old version drained")
             await more_answers(tallies)
 

@@ -203,6 +203,7 @@ class AgentRunner:
         self.adopted, self.atoll_version = False, __version__
         self.started_at = self.deps.wall()
         self._running_since = None
+        self.proc = proc  # at once, not when the lifecycle task first runs: the answer names its pid
         self.start(proc)
 
     async def stop(self, *, restarting: bool = False) -> None:
