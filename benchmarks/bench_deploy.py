@@ -68,7 +68,10 @@ def admin(url: str) -> dict[str, str]:
 
 
 def agents(url: str) -> list[dict]:
-    return CLIENT.get(f"{url}/agents", headers=admin(url)).json()["agents"]
+    """The listing; an HTTP error (a 401 while the server has not yet written its token) is retried."""
+    response = CLIENT.get(f"{url}/agents", headers=admin(url))
+    response.raise_for_status()
+    return response.json()["agents"]
 
 
 def wait_until(check, timeout: float = 120.0, step: float = 0.02):  # type: ignore[no-untyped-def]
