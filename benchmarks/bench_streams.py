@@ -15,6 +15,10 @@ turns are not 0.
 
     python benchmarks/bench_streams.py [--sessions 200] [--seconds 60] [--max-idle 7]
 
+Measured 2026-12-02 (200 sessions, 60 s, shared 2-core machine at load average 4-5): 1,904 turns,
+0 errors, 0 lost turns; agent RSS 91 -> peak 100 MiB (USS 74 MiB at the end); event-loop lag max
+241 ms, p99 32 ms. (Before the keep-alive fix: 3 ReadErrors in 2,907 streams.)
+
 Extending it: a ``Probe`` watches the server while the load runs (its pid and URL are given) and
 adds its own figures to the report; put new ones in ``PROBES``.
 """
