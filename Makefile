@@ -72,8 +72,12 @@ lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# Most tests wait on real processes rather than the CPU, so the suite runs on PYTEST_WORKERS workers
+# (pytest-xdist; each test file on one worker, the Ray tests together: tests/conftest.py).
+PYTEST_WORKERS ?= 3
+
 test: install-test mcp-servers test-clients open-webui browser redis openssl lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 check: test
 

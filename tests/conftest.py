@@ -54,6 +54,24 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         pytest.mark.anyio(obj)
 
 
+# Groups that take minutes: scheduled first under ``pytest -n`` so they do not finish last.
+LONG_GROUPS = ("ray", "tests/clients/test_open_webui_browser.py", "tests/clients/test_open_webui.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs ``-n``): a test file runs on
+    one worker, so its module fixtures start once, and every test on the session's Ray cluster runs on
+    one worker, so there is one cluster; the longest groups go first. Without ``-n`` this changes nothing
+    but the order of the long groups."""
+
+    def group(item: pytest.Item) -> str:
+        return "ray" if item.get_closest_marker("ray") else item.nodeid.split("::", 1)[0]
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: LONG_GROUPS.index(group(item)) if group(item) in LONG_GROUPS else len(LONG_GROUPS))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI (``CI`` set) a skipped test fails the run: a skip there means a missing install that the
     set-up scripts should have done, and it would otherwise hide a whole group of tests."""
