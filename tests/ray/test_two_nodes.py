@@ -34,21 +34,36 @@ FAR = scripted_agent_toml("far", extra="[deployment]\nray_actor_options = { num_
                                        "resources = { second_node = 0.1 } }\n")
 
 
-@contextmanager
-def ray_node(args: list[str], env: dict[str, str], folder: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``ray start --block <args>``, its output in ``folder``; stopped (SIGTERM: its reaper stops the
-    rest) on the way out."""
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "ray-start.log"
+# Ray gives a node 30 s (fixed in Ray 2.60's node.py) to register with its GCS; on a loaded 2-core
+# machine that is sometimes too little, and the node exits with this line. One more try then.
+REGISTRATION_TIMEOUT = "The current node timed out during startup"
+
+
+def start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``ray start --block <args>`` until its ready line, its output in ``log``; running, or an error
+    with its log."""
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
                "--num-cpus", "1", "--object-store-memory", str(80 * 1024 * 1024),
                "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
                "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()), *args]
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until(lambda: READY_LINE in log.read_text() or process.poll() is not None, timeout=120,
+               what="ray start", interval=0.2)
+    return process
+
+
+@contextmanager
+def ray_node(args: list[str], env: dict[str, str], folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A running ``ray start --block`` node, its output in ``folder``; stopped (SIGTERM: its reaper
+    stops the rest) on the way out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "ray-start.log"
+    process = start_node(args, env, log)
+    if process.poll() is not None and REGISTRATION_TIMEOUT in log.read_text():
+        (folder / "ray-start-first-try.log").write_bytes(log.read_bytes())
+        process = start_node(args, env, log)
     try:
-        wait_until(lambda: READY_LINE in log.read_text() or process.poll() is not None, timeout=120,
-                   what="ray start", interval=0.2)
         assert process.poll() is None, log.read_text()
         yield process
     finally:
