@@ -77,7 +77,7 @@ lint: install-test
 PYTEST_WORKERS ?= 3
 
 test: install-test mcp-servers test-clients open-webui browser redis openssl lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 check: test
 

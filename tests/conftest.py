@@ -54,22 +54,37 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         pytest.mark.anyio(obj)
 
 
+def _group(nodeid: str) -> str:
+    """The tests that run on one pytest-xdist worker, in order: a test file (its module fixtures start
+    once), and every test under tests/ray (one Ray cluster for the session)."""
+    path = nodeid.split("::", 1)[0]
+    return "ray" if path.startswith("tests/ray/") else path
+
+
 # Groups that take minutes: scheduled first under ``pytest -n`` so they do not finish last.
 LONG_GROUPS = ("ray", "tests/clients/test_open_webui_browser.py", "tests/clients/test_open_webui.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs ``-n``): a test file runs on
-    one worker, so its module fixtures start once, and every test on the session's Ray cluster runs on
-    one worker, so there is one cluster; the longest groups go first. Without ``-n`` this changes nothing
-    but the order of the long groups."""
+    """The longest groups first: under ``pytest -n`` workers take groups in collection order."""
 
-    def group(item: pytest.Item) -> str:
-        return "ray" if item.get_closest_marker("ray") else item.nodeid.split("::", 1)[0]
+    def rank(item: pytest.Item) -> int:
+        group = _group(item.nodeid)
+        return LONG_GROUPS.index(group) if group in LONG_GROUPS else len(LONG_GROUPS)
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda item: LONG_GROUPS.index(group(item)) if group(item) in LONG_GROUPS else len(LONG_GROUPS))
+    items.sort(key=rank)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``make test`` runs ``pytest -n``: whole groups (``_group``) to a worker. (pytest-xdist's own
+    ``--dist loadgroup`` renames node ids, which pytest 9.2 no longer lets it do.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped here
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
