@@ -62,7 +62,8 @@ def _group(nodeid: str) -> str:
 
 
 # Groups that take minutes: scheduled first under ``pytest -n`` so they do not finish last.
-LONG_GROUPS = ("ray", "tests/clients/test_open_webui_browser.py", "tests/clients/test_open_webui.py")
+LONG_GROUPS = ("ray", "tests/test_readme.py", "tests/clients/test_open_webui_browser.py",
+               "tests/clients/test_open_webui.py", "tests/deploy/test_adoption.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

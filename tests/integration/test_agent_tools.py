@@ -49,7 +49,7 @@ def tool_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer
     folder = tmp_path_factory.mktemp("tool-agent")
     agent = write_agent(folder, scripted_agent_toml("tooly", extra=TOOLS))
     started = time.monotonic()
-    with run_agent_server(agent, cwd=folder, timeout=40) as server:
+    with run_agent_server(agent, cwd=folder, timeout=60) as server:
         server.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
         yield server
 
@@ -59,7 +59,9 @@ def ask(server: AgentServer, text: str, **kwargs: object) -> ollama.ChatResponse
 
 
 def test_starts_within_the_timeout_without_the_silent_server(tool_agent: AgentServer) -> None:
-    assert tool_agent.startup_seconds < 8 + 10  # type: ignore[attr-defined]
+    # the silent server is given up after mcp_connect_timeout (8 s) instead of holding the start for
+    # its hour; the rest is the agent's own start, which a loaded machine stretches (19 s seen at load 13)
+    assert tool_agent.startup_seconds < 8 + 25  # type: ignore[attr-defined]
     status = httpx.get(tool_agent.url + "/atoll/status").json()
     servers = status["mcp_servers"]
     assert servers["everything"]["state"] == "connected" and servers["everything"]["tools"] >= 10
