@@ -24,6 +24,7 @@ from mcp.server.lowlevel import Server
 from starlette.requests import Request
 
 from atoll._version import __version__
+from atoll.delegation import META_KEYS
 from atoll.deploy.config import RemoteServer
 from atoll.deploy.relay import caller_auth
 from atoll.deploy.remote import HOP_HEADER, front_door_auth, remote_models, verify_for
@@ -37,10 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The caller's delegation headers and ``_meta`` keys (see ``atoll.delegation``), passed on to the agent
-#: so that ``[server] max_delegation_depth`` still bounds a loop through the fleet's ``/mcp``.
-DELEGATION_HEADERS = ("x-atoll-delegation-depth", "x-atoll-tool-activity")
-DELEGATION_META_PREFIX = "atoll/"
+#: The caller's delegation headers (``atoll.delegation``), passed on to the agent with the ``_meta``
+#: keys of the same, so that ``[server] max_delegation_depth`` still bounds a loop through the fleet's ``/mcp``.
+DELEGATION_HEADERS = tuple(header.lower() for header in META_KEYS.values())
 #: Listing the fleet asks every agent; one that does not answer in time is left out.
 LIST_TIMEOUT_S = 5.0
 
@@ -71,7 +71,7 @@ class FleetMcp:
         request = ctx.request if isinstance(ctx.request, Request) else None
         headers = {"X-Request-ID": request.scope.get("state", {}).get("request_id", "")} if request else {}
         if request is not None:  # what the caller said about delegation (atoll.delegation) goes on
-            headers |= {name: request.headers.get(name, "") for name in DELEGATION_HEADERS}
+            headers |= {name: value for name in DELEGATION_HEADERS if (value := request.headers.get(name))}
         if remote is not None:
             headers[HOP_HEADER] = "1"
             auth = front_door_auth(remote, auth)
@@ -130,7 +130,7 @@ class FleetMcp:
         async def relay(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
-        meta = {k: v for k, v in (params.meta or {}).items() if k.startswith(DELEGATION_META_PREFIX)}
+        meta = {k: v for k, v in (params.meta or {}).items() if k in META_KEYS}
         try:
             async with target.client() as client:
                 return await client.call_tool(params.name, params.arguments or {}, progress_callback=relay,
