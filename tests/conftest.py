@@ -54,20 +54,35 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         pytest.mark.anyio(obj)
 
 
+#: The files whose tests run the real embedded model (marker ``model``): one worker runs them in turn.
+#: Two llama.cpp generations at once on two cores spin against each other's threads and each runs many
+#: times slower (a README example took over 180 s beside other model tests under ``pytest -n 3``).
+MODEL_FILES = ("tests/test_readme.py", "tests/providers/test_llamacpp.py", "tests/providers/test_openai_compat.py",
+               "tests/clients/test_real_model.py", "tests/deploy/test_model_host.py",
+               "tests/server/test_honest_health.py")
+
+
 def _group(nodeid: str) -> str:
     """The tests that run on one pytest-xdist worker, in order: a test file (its module fixtures start
-    once), and every test under tests/ray (one Ray cluster for the session)."""
+    once), every test under tests/ray (one Ray cluster for the session), every test on the real model."""
     path = nodeid.split("::", 1)[0]
-    return "ray" if path.startswith("tests/ray/") else path
+    if path.startswith("tests/ray/"):
+        return "ray"
+    return "model" if path in MODEL_FILES else path
 
 
 # Groups that take minutes: scheduled first under ``pytest -n`` so they do not finish last.
-LONG_GROUPS = ("ray", "tests/test_readme.py", "tests/clients/test_open_webui_browser.py",
-               "tests/clients/test_open_webui.py", "tests/deploy/test_adoption.py")
+LONG_GROUPS = ("ray", "model", "tests/clients/test_open_webui_browser.py", "tests/clients/test_open_webui.py",
+               "tests/deploy/test_adoption.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest groups first: under ``pytest -n`` workers take groups in collection order."""
+    """The longest groups first: under ``pytest -n`` workers take groups in collection order. A test
+    marked ``model`` outside ``MODEL_FILES`` is a usage error (it would run beside the other model tests)."""
+    stray = sorted({item.nodeid.split("::", 1)[0] for item in items
+                    if item.get_closest_marker("model") and _group(item.nodeid) != "model"})
+    if stray:
+        raise pytest.UsageError(f"tests marked 'model' outside MODEL_FILES (tests/conftest.py): {', '.join(stray)}")
 
     def rank(item: pytest.Item) -> int:
         group = _group(item.nodeid)

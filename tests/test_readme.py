@@ -42,17 +42,24 @@ def test_default_server_runs_the_embedded_model(default_server: AgentServer) -> 
     assert "atoll:latest" in output
 
 
+# Each example waits on the real model: several replies of up to 512 tokens on a 2-core machine that
+# runs other model tests beside it (a generous bound; an example that hangs still fails).
+EXAMPLE_TIMEOUT_S = 420
+
+
+@pytest.mark.timeout(EXAMPLE_TIMEOUT_S + 30)
 def test_readme_curl_examples(default_server: AgentServer) -> None:
     script = next(b for b in blocks("bash") if "curl" in b and "/api/chat" in b)
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", on_port(script, default_server)],
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=EXAMPLE_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count('"done":true') == 2 and '"status":"healthy"' in result.stdout
 
 
+@pytest.mark.timeout(EXAMPLE_TIMEOUT_S + 30)
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_readme_python_examples(default_server: AgentServer, index: int) -> None:
     code = on_port(blocks("python")[index], default_server)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=EXAMPLE_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), "the example printed nothing"
