@@ -8,7 +8,7 @@ from typing import Any
 
 from atoll.agent import AgentRunner, RunFinished
 from atoll.agent.activity import is_background_task
-from atoll.agent.approvals import ApprovalRules, Approvals, is_yes
+from atoll.agent.approvals import ApprovalRules, Approvals, drop_questions, is_yes
 from atoll.agent.events import ApprovalRequested
 from atoll.agent.loop import RunRequest
 from atoll.messages import GenerationOptions, Message, ToolCall, ToolSpec
@@ -24,6 +24,25 @@ def test_yes_words_are_documented_and_tolerant() -> None:
         assert is_yes(text), text
     for text in ("no", "yes but not now", "nope", "", "maybe", "yes please do it twice"):
         assert not is_yes(text), text
+
+
+def test_answered_questions_and_their_replies_leave_the_history() -> None:
+    def says(role: str, text: str) -> Message:
+        return Message(role=role, content=text)  # type: ignore[arg-type]
+
+    def asks() -> Message:
+        return says("assistant", "Reply **yes** to allow it, or anything else to refuse. (approval id: abc123)")
+
+    history = [says("user", "delete it"), asks(), says("user", "yes"), says("tool", "deleted"),  # 0-3
+               says("assistant", "not a question (approval id: ABC)"), says("user", "and the other?"),  # 4-5
+               asks(), asks(), says("user", "no"), says("assistant", "(approval id: 0000zz) noted"),  # 6-9
+               says("tool", "a result, not a reply"), says("user", "ok"), asks(), says("user", "yes")]  # 10-13
+    kept = drop_questions(history)
+    assert [next(i for i, m in enumerate(history) if m is k) for k in kept] == [0, 3, 4, 5, 10, 11, 13]
+    waiting = [says("user", "delete it"), asks()]
+    assert drop_questions(waiting) == waiting  # the last message is a question nobody answered yet
+    plain = [says("user", "hi"), says("assistant", "hello")]
+    assert drop_questions(plain) == plain and drop_questions(plain) is not plain
 
 
 def test_rules_by_source_and_everywhere() -> None:

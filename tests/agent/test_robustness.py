@@ -4,6 +4,7 @@ loops, round limit, result size, context budget)."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import anyio
@@ -172,6 +173,39 @@ def test_history_is_trimmed_oldest_turns_first() -> None:
     assert trimmed[0] == system and trimmed[-3:] == current
     assert trimmed[1:-3] == turns[-4:]  # whole turns, the newest kept
     assert trim_history([system, *current], 1) == [system, *current]  # never drops the current turn
+
+
+def trimmed_by_definition(messages: list[Message], budget: int, tools: list[ToolSpec] | None) -> list[Message]:
+    """What trim_history promises, the slow way: drop the oldest earlier turn and measure it all again."""
+    if budget <= 0 or estimate_tokens(messages, tools) <= budget:
+        return list(messages)
+    system = [m for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    last_user = max((i for i, m in enumerate(rest) if m.role == "user"), default=0)
+    starts = [i for i, m in enumerate(rest[:last_user]) if i == 0 or m.role == "user"]
+    for start in [*starts, last_user]:
+        kept = [*system, *rest[start:]]
+        if estimate_tokens(kept, tools) <= budget:
+            return kept
+    return kept
+
+
+def test_trimming_matches_its_definition_on_every_shape_of_history() -> None:
+    """Histories with system messages anywhere, turns that begin without a user message, tool calls,
+    thinking, no user message at all; budgets from nothing to everything."""
+    rng = random.Random(7)
+    roles = ["user", "user", "assistant", "assistant", "tool", "system"]
+    for _ in range(3000):
+        history = [Message(role=rng.choice(roles), content="w" * rng.randint(0, 80),
+                           thinking="t" * rng.randint(1, 20) if rng.random() < 0.2 else None,
+                           tool_calls=[ToolCall(name="f", arguments={"q": "x" * rng.randint(0, 30)})]
+                           if rng.random() < 0.2 else None)
+                   for _ in range(rng.randint(0, 16))]
+        tools = [ToolSpec(name="t", description="d" * rng.randint(0, 40))] if rng.random() < 0.3 else None
+        budget = rng.randint(-1, estimate_tokens(history, tools) + 5)
+        expected = trimmed_by_definition(history, budget, tools)
+        got = trim_history(history, budget, tools)
+        assert [id(m) for m in got] == [id(m) for m in expected], (history, budget, tools)
 
 
 async def test_the_model_is_sent_a_history_that_fits_its_context() -> None:

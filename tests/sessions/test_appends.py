@@ -155,6 +155,10 @@ async def test_a_parsed_transcript_is_reused_only_while_the_file_agrees(tmp_path
         other.updated = 20.0
         await second.append(other, added)
         assert texts(await first.get("s")) == ["a", "from the other process"]
+        same_time = [Message(role="user", content="in the same clock tick")]
+        other.messages.extend(same_time)
+        await second.append(other, same_time)  # updated is still 20.0: the message count tells
+        assert texts(await first.get("s")) == ["a", "from the other process", "in the same clock tick"]
         await second.put(record("s", 30.0, "rewritten"))
         assert texts(await first.get("s")) == ["rewritten"]
         await second.delete("s")

@@ -27,6 +27,7 @@ from atoll.messages import Message, ToolCall, ToolResult, ToolSpec
 YES_WORDS = ("yes", "y", "ok", "okay", "approve", "approved", "allow", "go ahead", "sure")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_IN_TEXT = re.compile(r"\(approval id: ([a-z0-9]{6})\)")
+_ID_MARK = "(approval id: "  # what every match of _ID_IN_TEXT contains
 
 State = Literal["pending", "approved", "denied", "expired"]
 
@@ -144,16 +145,18 @@ def find_pending(approvals: Approvals, messages: list[Message], owner: str) -> t
 
 def drop_questions(messages: list[Message]) -> list[Message]:
     """History without answered approval questions and the replies to them: the model sees the
-    call and its result (or refusal) instead, in the turn that resumed."""
-    kept: list[Message] = []
-    skip_reply = False
-    for index, message in enumerate(messages):
-        if message.role == "assistant" and approval_id_in(message.content) and index < len(messages) - 1:
-            skip_reply = True
-            continue
-        if skip_reply and message.role == "user" and index < len(messages) - 1:
-            skip_reply = False
-            continue
-        skip_reply = False
-        kept.append(message)
-    return kept
+    call and its result (or refusal) instead, in the turn that resumed.
+
+    A question is answered when a message follows it; its reply is the user message right after
+    it (or after the questions right after it), unless that is the last message. One scan finds
+    the questions (a substring test before the pattern), so a long conversation without any costs
+    a filter, not a loop."""
+    last = len(messages) - 1
+    asked = [index for index, message in enumerate(messages[:last]) if message.role == "assistant"
+             and _ID_MARK in message.content and approval_id_in(message.content)]
+    if not asked:
+        return list(messages)
+    dropped = set(asked)
+    dropped.update(index + 1 for index in asked
+                   if index + 1 < last and messages[index + 1].role == "user")
+    return [message for index, message in enumerate(messages) if index not in dropped]

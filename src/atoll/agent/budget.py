@@ -33,15 +33,16 @@ def _estimate(chars: int, count: int) -> int:
 
 
 def _chars(message: Message) -> int:
-    return len(message.content) + len(message.thinking or "") + _calls_chars(message)
+    chars = len(message.content)
+    if message.thinking:
+        chars += len(message.thinking)
+    if message.tool_calls:
+        chars += sum(len(c.name) + len(json.dumps(c.arguments)) for c in message.tool_calls)
+    return chars
 
 
 def _tools_chars(tools: list[ToolSpec] | None) -> int:
     return sum(len(json.dumps(t.parameters)) + len(t.name) + len(t.description) for t in tools or [])
-
-
-def _calls_chars(message: Message) -> int:
-    return sum(len(c.name) + len(json.dumps(c.arguments)) for c in message.tool_calls or [])
 
 
 def trim_history(messages: list[Message], budget: int, tools: list[ToolSpec] | None = None) -> list[Message]:
@@ -49,25 +50,31 @@ def trim_history(messages: list[Message], budget: int, tools: list[ToolSpec] | N
     estimate fits ``budget`` tokens. System messages and the current turn (from the last user
     message on) are kept even when they alone exceed the budget.
 
-    Each message is measured once and the total kept as turns are dropped, so a long conversation
-    costs one pass, not one pass per dropped turn."""
-    if budget <= 0 or estimate_tokens(messages, tools) <= budget:
+    The earlier turns are measured newest first, and the first that no longer fits ends the walk:
+    each turn kept only adds to the estimate, so the newest turns that fit are exactly those left
+    after dropping the oldest until the rest fits. A turn on a long conversation thus measures
+    what the model is sent, not the whole transcript."""
+    if budget <= 0:
         return list(messages)
     system = [m for m in messages if m.role == "system"]
-    rest = [m for m in messages if m.role != "system"]
-    last_user = max((i for i, m in enumerate(rest) if m.role == "user"), default=0)
-    earlier, current = rest[:last_user], rest[last_user:]
-    turns: list[list[Message]] = []
-    for message in earlier:
-        if message.role == "user" or not turns:
-            turns.append([])
-        turns[-1].append(message)
-    sizes = [sum(map(_chars, turn)) for turn in turns]
-    chars = sum(map(_chars, system)) + sum(map(_chars, current)) + _tools_chars(tools) + sum(sizes)
-    count = len(system) + len(current) + sum(map(len, turns))
-    dropped = 0
-    while dropped < len(turns) and _estimate(chars, count) > budget:
-        chars -= sizes[dropped]
-        count -= len(turns[dropped])
-        dropped += 1
-    return system + [m for t in turns[dropped:] for m in t] + current
+    first = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+    start = next((i for i in range(len(messages) - 1, first - 1, -1) if messages[i].role == "user"), first)
+    current = [m for m in messages[start:] if m.role != "system"]
+    chars = sum(map(_chars, system)) + sum(map(_chars, current)) + _tools_chars(tools)
+    count = len(system) + len(current)
+    kept_from = start  # the earlier turns kept so far begin here
+    turn_chars = turn_count = 0
+    for index in range(start - 1, first - 1, -1):
+        message = messages[index]
+        if message.role == "system":
+            continue
+        turn_chars += _chars(message)
+        turn_count += 1
+        if message.role == "user" or index == first:  # where this turn begins
+            if _estimate(chars + turn_chars, count + turn_count) > budget:
+                break
+            chars, count, kept_from = chars + turn_chars, count + turn_count, index
+            turn_chars = turn_count = 0
+    if kept_from == first and _estimate(chars, count) <= budget:
+        return list(messages)
+    return system + [m for m in messages[kept_from:] if m.role != "system"]

@@ -9,6 +9,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from itertools import islice
+from operator import is_
 from typing import TYPE_CHECKING
 
 from atoll.client_json import parse_json
@@ -59,9 +61,9 @@ def _key(message: Message) -> tuple[str, str]:
     return (message.role, message.content)
 
 
-def _client_turns(messages: list[Message]) -> list[Message]:
-    """The messages a client authors and resends verbatim: user, system and client tool results."""
-    return [m for m in messages if m.role in ("user", "system", "tool") and not m.internal]
+def _authored(message: Message) -> bool:
+    """A message a client authors and resends verbatim: user, system or client tool result."""
+    return message.role != "assistant" and not message.internal
 
 
 def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message]:
@@ -74,13 +76,17 @@ def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message
     after it are the client's copy of our replies, which lack our internal tool rounds, and are
     dropped). Otherwise all of ``incoming`` is new: a repeated identical message (``"yes"`` twice)
     is a new turn.
+
+    ``stored`` is read only as far as ``incoming`` could match it: a client that sends just its new
+    turn costs a look at the session's first messages, not at the whole transcript.
     """
-    known = _client_turns(stored)
+    # One more than ``incoming`` authored is enough: then it cannot hold them all, and is all new.
+    known = list(islice(filter(_authored, stored), sum(map(_authored, incoming)) + 1))
     if not known:
         return incoming
     seen = 0
     for index, message in enumerate(incoming):
-        if message.role == "assistant" or message.internal:
+        if not _authored(message):
             continue
         if seen < len(known) and _key(message) == _key(known[seen]):
             seen += 1
@@ -98,7 +104,7 @@ def new_messages(stored: list[Message], incoming: list[Message]) -> list[Message
 
 def _extends(messages: list[Message], loaded: list[Message]) -> bool:
     """True when ``messages`` is ``loaded`` (the very same objects) with messages added at the end."""
-    return len(messages) >= len(loaded) and all(a is b for a, b in zip(loaded, messages, strict=False))
+    return len(messages) >= len(loaded) and all(map(is_, loaded, messages))
 
 
 class _Gate:

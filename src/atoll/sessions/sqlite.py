@@ -6,9 +6,11 @@ short one. Every statement runs on the store's own worker thread, never on the e
 disk (fsync of the WAL, a busy file) stalls that thread, not every other request.
 
 The transcripts of the sessions used last are kept parsed, and reused while the file still says
-what they say (the same last-update time and message count, one indexed look-up), so a turn on a
-long conversation does not parse it all again. Another process writing the session changes both,
-and the transcript is read afresh. Stored messages are shared, never changed in place.
+what they say (the same last-update time and message count), so a turn on a long conversation
+does not parse it all again. Checking is one indexed look-up, not a count of the rows: a session's
+messages are numbered from 0 without gaps, so their count is the last number plus one. Another
+process writing the session changes both, and the transcript is read afresh. Stored messages are
+shared, never changed in place.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ class SqliteStore:
     async def get(self, session_id: str) -> SessionRecord | None:
         def read() -> SessionRecord | None:
             row = self._db.execute(
-                "SELECT owner, created, updated, (SELECT count(*) FROM messages WHERE session_id = ?) "
-                "FROM sessions WHERE id = ?", (session_id, session_id)).fetchone()
+                "SELECT owner, created, updated, (SELECT coalesce(max(seq) + 1, 0) FROM messages "
+                "WHERE session_id = ?) FROM sessions WHERE id = ?", (session_id, session_id)).fetchone()
             if row is None:
                 self._recent.pop(session_id, None)
                 return None
