@@ -137,10 +137,11 @@ def test_deleting_a_session_mid_turn_is_not_undone_by_that_turn(echo_server: Age
     session = uuid.uuid4().hex
     chat(echo_server, [{"role": "user", "content": "first"}], session)  # the session exists
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        turn = pool.submit(chat, echo_server, [{"role": "user", "content": "/slow 5 0.1"}], session)
+        # 4 s of generation: a loaded machine's polls still see it in progress
+        turn = pool.submit(chat, echo_server, [{"role": "user", "content": "/slow 40 0.1"}], session)
         deadline = time.monotonic() + 10
         while httpx.get(echo_server.url + "/atoll/status").json().get("active_generations", 0) == 0:
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline and not turn.done(), "the turn was never seen in progress"
             time.sleep(0.02)
         deleted = httpx.delete(f"{echo_server.url}/api/sessions/{session}", timeout=30)
         assert turn.result().status_code == 200
