@@ -23,6 +23,7 @@ from atoll.deploy.config import (
     state_path,
 )
 from atoll.deploy.errors import ManagementError
+from atoll.deploy.footprint import keep_light
 from atoll.deploy.status import STATUS_COLUMNS, degraded_lines, startup_block, status_rows
 from atoll.errors import ConfigError
 from atoll.httpkit.serving import tls_options
@@ -33,13 +34,6 @@ if TYPE_CHECKING:
     from atoll.ray.backend import RayBackend
 
 logger = logging.getLogger(__name__)
-
-
-def _skip_httpx_cli() -> None:
-    """httpx imports its command-line tool (rich, pygments, click: ~3 MB) when those are installed;
-    its ``__init__`` tolerates the import failing, and the supervisor never uses that tool."""
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def deploy(args: argparse.Namespace) -> int:
@@ -66,7 +60,7 @@ def deploy(args: argparse.Namespace) -> int:
     if not config.enabled:
         print("The deployment server is disabled (enabled: false in deployment_servers.json).")
         return 0
-    _skip_httpx_cli()
+    keep_light()
     agents_dir = resolve_agents_dir(args.agents_dir, config, Path.cwd())
     if not agents_dir.exists():
         agents_dir.mkdir(parents=True)

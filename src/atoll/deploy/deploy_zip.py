@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from atoll.deploy.runner import AgentRunner
 from atoll.deploy.venvs import ensure_venv
 from atoll.errors import ConfigError
-from atoll.sessions.paths import LEGACY_NAME, agent_session_file, move_database, sessions_dir
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +167,10 @@ class Deployer:
 
         Its sessions go along (as ``sessions.db`` in the moved folder, where a restored folder picks
         them up again), so a new agent that reuses the name starts with none."""
+        # Here, not at the top: atoll.sessions (its manager, store and message models) is needed only
+        # when an agent is deleted, and the supervisor's memory is budgeted.
+        from atoll.sessions.paths import LEGACY_NAME, agent_session_file, move_database, sessions_dir
+
         runner = await self.supervisor.remove(name)
         moved = set_aside(runner.spec.folder, self.agents_dir, self.keep_old_versions)
         sessions = agent_session_file(runner.spec.name)

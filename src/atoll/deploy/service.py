@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 import psutil
-import uvicorn
+from uvicorn.config import Config  # from their modules: uvicorn.Server would load uvicorn.main
+from uvicorn.server import Server  # (atoll.deploy.footprint keeps the package's __init__ lazy)
 
 from atoll._version import __version__
 from atoll.config import atoll_home
@@ -65,7 +66,7 @@ HEALTH_PROBE_TIMEOUT = 2.0
 _RUNNING_HERE: set[str] = set()
 
 
-class QuietServer(uvicorn.Server):
+class QuietServer(Server):
     """uvicorn without its own signal handling: the deployment server owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -216,9 +217,11 @@ class DeploymentServer:
         port = sock.getsockname()[1]
         self.gate = DrainGate(create_app(self.context()))
         tls = tls_options(self.config.tls_cert, self.config.tls_key, where="deployment config")
-        server = QuietServer(uvicorn.Config(self.gate, log_level="warning",
-                                             lifespan="off", access_log=False, **UVICORN_OPTIONS, **tls,
-                                             timeout_graceful_shutdown=math.ceil(self.config.drain_timeout)))
+        # ws="none": no route of the deployment server is a WebSocket, and uvicorn's default ("auto")
+        # imports the websockets library (~0.6 MB of the supervisor's budgeted memory) to serve them.
+        server = QuietServer(Config(self.gate, log_level="warning", ws="none",
+                                    lifespan="off", access_log=False, **UVICORN_OPTIONS, **tls,
+                                    timeout_graceful_shutdown=math.ceil(self.config.drain_timeout)))
         url = f"{'https' if tls else 'http'}://{self.config.bind_host}:{port}"
         self._claim_home(url)
         self.lease.renew()
@@ -259,7 +262,7 @@ class DeploymentServer:
                              "agents_dir": str(self.agents_dir), "started": time.time(),
                              "atoll_version": __version__}
 
-    async def _shut_down(self, server: uvicorn.Server, serving: asyncio.Task[None] | None,
+    async def _shut_down(self, server: Server, serving: asyncio.Task[None] | None,
                          housekeeping: asyncio.Task[None] | None, sampling: asyncio.Task[None],
                          sock: socket.socket) -> None:
         if housekeeping is not None:
@@ -300,7 +303,7 @@ class DeploymentServer:
         sock.close()
         _RUNNING_HERE.discard(self.instance)
 
-    async def _drain_front_door(self, server: uvicorn.Server) -> None:
+    async def _drain_front_door(self, server: Server) -> None:
         """Before a re-exec: stop accepting (new connections wait in the socket's queue for the
         successor), answer with ``Connection: close`` so keep-alive clients reconnect rather than
         meet a connection closed under them, and wait for the open connections (``drain_timeout``)."""
