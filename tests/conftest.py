@@ -56,7 +56,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
 
 #: The files whose tests run the real embedded model (marker ``model``): one worker runs them in turn.
 #: Two llama.cpp generations at once on two cores spin against each other's threads and each runs many
-#: times slower (a README example took over 180 s beside other model tests under ``pytest -n 3``).
+#: times slower (a README example took over 180 s beside other model tests under ``pytest -n 3``). For
+#: the same reason the model tests but the README's (which tests the defaults) run llama.cpp on one
+#: thread: beside the other workers two threads made a 64-token answer take 150 s (2.5 s alone).
 MODEL_FILES = ("tests/test_readme.py", "tests/providers/test_llamacpp.py", "tests/providers/test_openai_compat.py",
                "tests/clients/test_real_model.py", "tests/deploy/test_model_host.py",
                "tests/server/test_honest_health.py")

@@ -22,6 +22,9 @@ description = "the embedded model, briefly"
 provider = "local"
 max_tokens = 12
 temperature = 0
+# one llama.cpp thread: two threads spin against each other on a loaded 2-core machine (tests/conftest.py)
+[llm.extra]
+n_threads = 1
 """
 
 

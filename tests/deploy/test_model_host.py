@@ -31,6 +31,9 @@ name = "{name}"
 provider = "local"
 max_tokens = 6
 temperature = 0
+# one llama.cpp thread: two threads spin against each other on a loaded 2-core machine (tests/conftest.py)
+[llm.extra]
+n_threads = 1
 [server]
 session_store = "memory"
 drain_timeout = 1

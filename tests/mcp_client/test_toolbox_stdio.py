@@ -96,6 +96,10 @@ async def test_per_server_timeout_overrides_the_callers(everything_js: object) -
         assert "timed out after 0.5 s" in result.content
 
 
+# The Node.js server-everything took over 3 s to answer its first request at a load average of 7.
+CONNECT_S = 10
+
+
 async def test_silent_and_broken_servers_are_left_out_within_the_connect_timeout(
     everything_stdio: McpServerConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -108,22 +112,23 @@ async def test_silent_and_broken_servers_are_left_out_within_the_connect_timeout
         "off": McpServerConfig(command="node", enabled=False),
     }
     before = {p.pid for p in child_processes()}
-    box = McpToolbox(servers, connect_timeout=3)
+    box = McpToolbox(servers, connect_timeout=CONNECT_S)
     started = time.perf_counter()
     try:
         await box.start()
         elapsed = time.perf_counter() - started
-        assert elapsed < 3 + 1.0
+        assert elapsed < CONNECT_S + 1.0
         status = box.status()
         assert status["everything"]["state"] == "connected"
-        assert (status["silent"]["state"], status["silent"]["last_error"]) == ("failed", "no answer within 3 s")
+        silent = status["silent"]
+        assert (silent["state"], silent["last_error"]) == ("failed", f"no answer within {CONNECT_S} s")
         assert status["missing"]["state"] == "failed"
         assert "command not found: /nonexistent/mcp-server" in status["missing"]["last_error"]
         assert status["crashing"]["state"] == "failed"
         assert "no config file here" in status["crashing"]["last_error"]  # the server's stderr
         assert status["off"]["state"] == "disabled"
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert "MCP server 'silent' is unavailable: no answer within 3 s" in warnings
+        assert f"MCP server 'silent' is unavailable: no answer within {CONNECT_S} s" in warnings
         assert {spec.source for spec in box.specs()} == {"everything"}
         assert not (await box.call("echo", {"message": "x"}, timeout=10)).is_error
     finally:

@@ -49,7 +49,7 @@ def openai_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
-               "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--embedding", "true"]
+               "--port", str(port), "--n_threads", "1", "--n_ctx", "2048", "--embedding", "true"]
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:

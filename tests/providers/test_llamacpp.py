@@ -37,7 +37,7 @@ COUNTING = "Count from 1 to 500, one number per line."
 
 @pytest.fixture
 async def provider() -> AsyncIterator[LlamaCppProvider]:
-    llm = create_provider(LLMConfig(provider="local"))
+    llm = create_provider(LLMConfig(provider="local", extra={"n_threads": 1}))  # see tests/conftest.py MODEL_FILES
     assert isinstance(llm, LlamaCppProvider)
     await llm.start()
     yield llm

@@ -46,7 +46,8 @@ def test_unreachable_llm_backend_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_tools_on_the_embedded_model_warn_and_show_tells_the_truth(tmp_path: Path) -> None:
-    agent = write_agent(tmp_path, f'[agent]\nname = "tiny"\n[llm]\nprovider = "local"\n{MISSING_MCP}')
+    agent = write_agent(tmp_path, '[agent]\nname = "tiny"\n[llm]\nprovider = "local"\n'
+                                  f'[llm.extra]\nn_threads = 1\n{MISSING_MCP}')
     with run_agent_server(agent, cwd=tmp_path, timeout=120) as server:
         output = server.output()
         shown = httpx.post(server.url + "/api/show", json={"model": "tiny"}).json()
