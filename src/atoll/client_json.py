@@ -1,5 +1,6 @@
 """JSON from clients: request bodies, and the JSON clients carry inside fields (a tool call's
-``arguments`` string, a generate ``context``, a sessions ``cursor``).
+``arguments`` string, a generate ``context``, a sessions ``cursor``); and JSON a model writes (its
+tool calls' arguments, as text or as a string field), which a prompt injection can make as deep.
 
 The standard library's parser (exact integers, its error messages), with one change: nesting too
 deep for it (``[`` x 100000) is a ``ValueError`` like any other bad JSON, so it becomes a 400 naming

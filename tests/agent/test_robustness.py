@@ -107,6 +107,24 @@ async def test_text_call_markup_never_reaches_the_client_but_prose_streams() -> 
     assert first_text < first_tool  # the prose went out before the call was even parsed
 
 
+async def test_json_nested_too_deeply_by_the_model_is_a_bad_call_not_a_crash() -> None:
+    """A model (or a prompt injection in a tool result) can write arguments nested deeper than the
+    JSON parser goes: as a text call, and as an ``arguments`` string. Each is refused like any other
+    unreadable call (a RecursionError escaped the loop before), and the loop goes on to its answer."""
+    deep = "[" * 100_000
+    text_call = '<tool_call>{"name": "get_weather", "arguments": ' + deep + "</tool_call>"
+    assert find_text_calls(text_call, {"get_weather"}) is None
+    raw = check_call(ToolCall(name="get_weather", arguments={"_raw": '{"city": ' + deep}), SPECS)
+    assert raw.error is not None and raw.call.name == "get_weather"
+    replies = [{"tool_calls": [{"name": "get_weather", "arguments": {"_raw": deep}}]}, {"content": text_call}]
+    toolbox = RecordingToolbox(TOOLS)
+    agent = AgentRunner(ReplayProvider(replies), toolbox, system_prompt=None, defaults=GenerationOptions())
+    events = await events_of(agent)
+    [finished] = [e for e in events if isinstance(e, ToolFinished)]
+    assert finished.result.is_error and toolbox.ran == []
+    assert isinstance(events[-1], RunFinished)  # the unreadable text call is the model's answer
+
+
 async def test_plain_answers_stream_piece_by_piece() -> None:
     replies = [{"content": "The weather is fine today, no tool needed."}]
     agent = AgentRunner(ReplayProvider(replies), RecordingToolbox(TOOLS), system_prompt=None,

@@ -15,6 +15,7 @@ import json_repair
 import jsonschema
 
 from atoll import toolschema
+from atoll.client_json import parse_json
 from atoll.messages import ToolCall, ToolSpec
 
 
@@ -116,7 +117,7 @@ def validation_error(arguments: dict[str, Any], schema: dict[str, Any]) -> str |
 
 def _parse_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
+        value = parse_json(text)  # too deep is a ValueError too, never a RecursionError
     except ValueError:
         try:
             value = json_repair.loads(text)

@@ -46,12 +46,18 @@ class TextCalls:
 
 
 def find_text_calls(text: str, known: set[str]) -> TextCalls | None:
-    """The calls written in ``text`` to tools named in ``known``, or ``None`` if there are none."""
+    """The calls written in ``text`` to tools named in ``known``, or ``None`` if there are none.
+
+    JSON nested deeper than Python's parsers go (a prompt injection can make a model write it) is
+    no call in that shape, never a ``RecursionError`` out of the agent's turn."""
     if not known or not text.strip():
         return None
     cleaned = _END_TOKENS.sub("", text)
     for finder in (_tagged, _function_tag, _mistral, _python_tag, _fenced, _whole, _embedded):
-        found = finder(cleaned, known)
+        try:
+            found = finder(cleaned, known)
+        except RecursionError:
+            continue
         if found is not None and found.calls:
             return found
     return None

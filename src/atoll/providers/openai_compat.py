@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from atoll.client_json import parse_json
 from atoll.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from atoll.messages import (
     Finished,
@@ -213,8 +214,8 @@ def _whole_call(call: _PendingCall) -> ToolCall:
     under ``_raw`` so the tool (and the model, from its error) can see what went wrong."""
     text = call.arguments.strip()
     try:
-        arguments = json.loads(text) if text else {}
-    except json.JSONDecodeError:
+        arguments = parse_json(text) if text else {}
+    except ValueError:  # not JSON, or nested too deeply
         arguments = None
     if not isinstance(arguments, dict):
         logger.warning("tool call %s: arguments are not a JSON object: %r", call.name, text[:200])
