@@ -30,6 +30,7 @@ import ollama
 import pydantic
 
 from atoll import fastjson
+from atoll.client_json import parse_json
 from atoll.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from atoll.messages import (
     DoneReason,
@@ -260,8 +261,8 @@ def _decode(line: bytes, model: str) -> dict[str, Any]:
 def _error_text(text: str) -> str:
     """The message of an error answer: Ollama's ``{"error": "..."}``, else the text as it came."""
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = parse_json(text)
+    except ValueError:  # not JSON, or nested too deeply
         return text
     error = parsed.get("error") if isinstance(parsed, dict) else None
     return str(error) if error else text
