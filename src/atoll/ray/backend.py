@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 class RayBackend:
     def __init__(self, agents_dir: Path, *, http_port: int, secret: str, session_url: str | None,
-                 startup_timeout: float = 120.0, keep_old_versions: int = 3,
+                 startup_timeout: float = 120.0, keep_old_versions: int = 3, max_agents: int = 50,
                  limits: ArchiveLimits | None = None) -> None:
         self.agents_dir = agents_dir
         self.http_port = http_port
@@ -62,6 +62,7 @@ class RayBackend:
         self.session_url = session_url
         self.startup_timeout = startup_timeout
         self.keep_old_versions = keep_old_versions
+        self.max_agents = max_agents
         self.limits = limits or ArchiveLimits()
         self.max_package_bytes = self.limits.max_package_bytes
         self.specs: dict[str, AgentSpec] = {}
@@ -219,6 +220,9 @@ class RayBackend:
 
     async def _install(self, spec: AgentSpec, root: Path, checksum: str, force: bool) -> dict[str, Any]:
         existing = self.specs.get(spec.name)
+        # No await before the new spec is recorded below: concurrent deploys of new names see it.
+        if existing is None and len(self.specs) >= self.max_agents:
+            raise Conflict(f"max_agents ({self.max_agents}) reached", error_code="MAX_AGENTS")
         if existing is not None and read_checksum(existing.folder) == checksum and not force:
             raise Conflict(f"Agent {spec.name} is already deployed with this checksum (use force=true)",
                            error_code="ALREADY_DEPLOYED")

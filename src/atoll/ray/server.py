@@ -127,7 +127,8 @@ async def run(config: DeploymentConfig, agents_dir: Path, options: RayOptions,
         await start_serve(options, config, secret)
         backend = RayBackend(agents_dir, http_port=options.http_port, secret=secret,
                              session_url=os.environ.get("ATOLL_SESSION_URL") or None,
-                             startup_timeout=config.startup_timeout, keep_old_versions=config.keep_old_versions)
+                             startup_timeout=config.startup_timeout, keep_old_versions=config.keep_old_versions,
+                             max_agents=config.max_agents)
         await backend.start_all()
         await _serve_management(config, backend, sock, stop, token_file, on_ready)
     finally:
