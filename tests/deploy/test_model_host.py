@@ -158,6 +158,15 @@ def test_two_local_agents_share_one_model_host_that_survives_kills(tmp_path: Pat
                 {a["pid"] for a in agents.values()}
             assert answers(run, "beta").strip()
 
+            # Its last agent removed, the host stops too (it held the model for them only).
+            for name, left in (("alpha", ["beta"]), ("beta", None)):
+                deleted = httpx.delete(f"{run.url}/agents/{name}", headers=run.headers(), timeout=60,
+                                       trust_env=False)
+                assert deleted.status_code in (200, 204), deleted.text
+                hosts = listing(run)["model_hosts"]
+                assert [h["agents"] for h in hosts] == ([left] if left else []), hosts
+            wait_until(lambda: host_processes(run.home) == [], timeout=30, what="the unused model host to stop")
+
             # Stopped with the fleet: no host outlives the deployment server.
             assert run.proc is not None
             run.proc.send_signal(signal.SIGTERM)

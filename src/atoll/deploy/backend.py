@@ -124,9 +124,18 @@ class LocalBackend:
 
     async def remove(self, name: str) -> None:
         await self.deployer.remove(name)
+        await self._release_hosts()
 
     async def deploy(self, data: bytes, *, name: str | None, force: bool) -> dict[str, Any]:
-        return await self.deployer.deploy(data, name=name, force=force)
+        try:
+            return await self.deployer.deploy(data, name=name, force=force)
+        finally:
+            await self._release_hosts()
+
+    async def _release_hosts(self) -> None:
+        """The model hosts no agent needs any more stop (``ModelHosts.release_unused``)."""
+        if self.hosts is not None:
+            await self.hosts.release_unused([runner.spec for runner in self.supervisor.runners.values()])
 
     async def logs(self, name: str, lines: int) -> dict[str, list[str]]:
         if self.hosts is None or name not in self.hosts.runners:

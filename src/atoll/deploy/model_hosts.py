@@ -137,6 +137,17 @@ class ModelHosts:
     async def stop_all(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)
 
+    async def release_unused(self, agents: list[AgentSpec]) -> None:
+        """Stop and forget the hosts none of ``agents`` runs on (its last agent was removed, or
+        redeployed onto another model): a host holds a model's memory for its agents only."""
+        used = {host_name(spec.local_model) for spec in agents if spec.local_model is not None}
+        for name in [name for name in self.runners if name not in used]:
+            runner = self.runners.pop(name)
+            del self.models[name]
+            await runner.stop()
+            self.ports.release(name)
+            self.listeners.release(runner.port)
+
     async def detach_all(self) -> None:
         await asyncio.gather(*(r.detach() for r in self.runners.values()), return_exceptions=True)
 
