@@ -38,6 +38,8 @@ command = "{TIME_SERVER}"
 args = ["--local-timezone", "UTC"]
 require_approval = ["convert_time"]
 """
+#: An MCP server that cannot start: the agent serves, degraded (its /health says why).
+MISSING_TOOLS = '[mcp_servers.time]\ncommand = "no-such-mcp-server-time"\n'
 SERVER_SETTINGS = "\n[server]\nsession_store = \"memory\"\ndrain_timeout = 1\n"
 #: Long enough for a loaded CI machine; every wait ends as soon as its condition holds.
 WAIT_MS = 30_000
@@ -60,7 +62,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         pytest.skip("MCP servers not installed: run `make mcp-servers` (make test does)")
     root = tmp_path_factory.mktemp("dashboard")
     agents = root / "agents"
-    for name, extra in (("alpha", TIME_TOOLS), ("beta", "")):
+    for name, extra in (("alpha", TIME_TOOLS), ("beta", ""), ("timely", MISSING_TOOLS)):
         (agents / name).mkdir(parents=True)
         (agents / name / "agent.toml").write_text(scripted_agent_toml(name, extra=extra + SERVER_SETTINGS))
     base = free_base_port()
@@ -165,6 +167,17 @@ def test_sign_in_with_the_keyboard_and_see_two_agents_running(page: Page) -> Non
     expect(page.locator('[data-remote="offline"] .state-text')).to_have_text("not_running")
     expect(page.locator('[data-remote="offline"]')).to_contain_text("cannot connect")
     page.screenshot(path=screenshot_path("dashboard-remotes"))
+
+
+def test_a_degraded_agent_shows_degraded_and_why(page: Page) -> None:
+    sign_in(page)
+    state = row(page, "timely").locator('td[data-label="State"]')
+    expect(state.locator(".state-text")).to_have_text("degraded", timeout=WAIT_MS)
+    reason = "MCP server 'time' is failed: command not found: no-such-mcp-server-time"
+    expect(state.locator(".why")).to_have_text(reason)
+    expect(row(page, "beta").locator(".why")).to_have_count(0)  # a healthy agent has nothing to say
+    row(page, "timely").get_by_role("link", name="timely").click()
+    expect(page.locator("#facts")).to_contain_text(f"Degraded because{reason}", timeout=WAIT_MS)
 
 
 def test_restart_goes_through_restarting_to_running_with_a_new_pid_then_stop_and_start(page: Page) -> None:

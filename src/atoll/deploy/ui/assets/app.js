@@ -177,6 +177,12 @@ function actionButtons(agent) {
 
 const replicas = (n) => `${n} replica${n === 1 ? "" : "s"}`;  // Ray Serve's, where there is no pid
 
+// A running agent whose health check answers "degraded" (an MCP server down, its LLM unreachable)
+// shows as degraded, as `atoll status` does; the reasons (or a failed agent's error) go under it.
+const degradedReasons = (agent) => (agent.degraded_reasons?.length ? agent.degraded_reasons : null);
+const shownState = (agent) => (degradedReasons(agent) ? "degraded" : agent.status);
+const why = (agent) => degradedReasons(agent)?.join("; ") || agent.error_message || "";
+
 function agentRow(agent) {
   const cell = (label, ...content) => h("td", { "data-label": label }, ...content);
   const model = agent.model ? h("span", {}, agent.model, h("span", { class: "sub" }, agent.provider || "")) : "–";
@@ -184,8 +190,9 @@ function agentRow(agent) {
   return h("tr", { "data-agent": agent.name, "data-pid": agent.pid ?? "", "data-state": agent.status },
     cell("Agent", h("a", { href: `#/agent/${enc(agent.name)}` }, agent.name),
       agent.auto_start === false ? h("span", { class: "sub" }, "manual start") : null),
-    cell("State", stateBadge(agent.status), agent.pid ? h("span", { class: "sub" }, `pid ${agent.pid}`)
-      : agent.replicas ? h("span", { class: "sub" }, replicas(agent.replicas.running)) : null),
+    cell("State", stateBadge(shownState(agent)), agent.pid ? h("span", { class: "sub" }, `pid ${agent.pid}`)
+      : agent.replicas ? h("span", { class: "sub" }, replicas(agent.replicas.running)) : null,
+      why(agent) ? h("span", { class: "sub why", title: why(agent) }, why(agent)) : null),
     cell("URL", h("span", { class: "sub" }, agent.url || `:${agent.port}`)),
     cell("Model", model), cell("MCP", mcp),
     h("td", { "data-label": "Uptime", class: "num" }, uptime(agent.uptime_s)),
@@ -350,7 +357,8 @@ function renderAgentHead() {
 }
 
 function renderFacts(agent) {
-  const facts = [["State", agent.status], ["PID", num(agent.pid)], ["URL", agent.url], ["Folder", agent.folder],
+  const facts = [["State", shownState(agent)], ...(degradedReasons(agent) ? [["Degraded because", why(agent)]] : []),
+    ["PID", num(agent.pid)], ["URL", agent.url], ["Folder", agent.folder],
     ["Uptime", uptime(agent.uptime_s)], ["Restarts", num(agent.restarts)], ["Last exit code", num(agent.last_exit_code)],
     ["Model", agent.model ? `${agent.model} (${agent.provider})` : "–"],
     ["MCP servers", agent.mcp_total !== undefined ? `${agent.mcp_connected}/${agent.mcp_total} connected` : "–"],
