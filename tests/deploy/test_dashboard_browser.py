@@ -176,6 +176,9 @@ def test_a_degraded_agent_shows_degraded_and_why(page: Page) -> None:
     reason = "MCP server 'time' is failed: command not found: no-such-mcp-server-time"
     expect(state.locator(".why")).to_have_text(reason)
     expect(row(page, "beta").locator(".why")).to_have_count(0)  # a healthy agent has nothing to say
+    remote = row(page, "self/timely").locator('td[data-label="State"]')  # as a remote server lists it
+    expect(remote.locator(".state-text")).to_have_text("degraded", timeout=WAIT_MS)
+    expect(remote.locator(".why")).to_have_text(reason)
     row(page, "timely").get_by_role("link", name="timely").click()
     expect(page.locator("#facts")).to_contain_text(f"Degraded because{reason}", timeout=WAIT_MS)
 

@@ -220,7 +220,8 @@ function remoteRows() {
   return state.remotes.flatMap((remote) => (remote.agents || []).map((a) => ({
     name: `${remote.name}/${a.name}`, status: a.status || "unknown", url: `${remote.host}:${a.port ?? "?"}`,
     pid: null, uptime_s: a.uptime_s, restarts: a.restarts, last_health_check: a.last_health_check,
-    last_health_ok: a.last_health_ok, remote: remote.name })));
+    last_health_ok: a.last_health_ok, degraded_reasons: a.degraded_reasons, error_message: a.error_message,
+    remote: remote.name })));
 }
 
 function renderAgents() {
