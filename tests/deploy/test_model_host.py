@@ -122,6 +122,10 @@ def test_two_local_agents_share_one_model_host_that_survives_kills(tmp_path: Pat
             for pid in [run.proc.pid, *(a["pid"] for a in agents.values())]:
                 assert not mapped(pid, ".gguf") and not mapped(pid, "libllama.so"), pid
             assert psutil.Process(run.proc.pid).memory_info().rss < 120 * 1024 * 1024
+            metrics = httpx.get(f"{run.url}/metrics", headers=run.headers(), timeout=10, trust_env=False).text
+            assert f'atoll_deploy_model_host_state{{host="{host["name"]}",state="running"}} 1' in metrics
+            assert f'atoll_deploy_model_host_agents{{host="{host["name"]}"}} 2' in metrics
+            assert f'atoll_deploy_model_host_restarts_total{{host="{host["name"]}"}} 0' in metrics
             logs = httpx.get(f"{run.url}/agents/{host['name']}/logs", headers=run.headers(), timeout=10,
                              trust_env=False)
             assert logs.status_code == 200 and set(logs.json()) >= {"stdout", "stderr"}
@@ -148,6 +152,8 @@ def test_two_local_agents_share_one_model_host_that_survives_kills(tmp_path: Pat
                 expect(row).to_have_attribute("data-pid", str(restarted["pid"]), timeout=30_000)
                 expect(row.locator('[data-label="Restarts"]')).to_have_text("1")
             assert answers(run, "alpha").strip()
+            metrics = httpx.get(f"{run.url}/metrics", headers=run.headers(), timeout=10, trust_env=False).text
+            assert f'atoll_deploy_model_host_restarts_total{{host="{host["name"]}"}} 1' in metrics
 
             # A SIGKILLed deployment server's successor adopts the host with the agents.
             run.kill()

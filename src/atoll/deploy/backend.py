@@ -143,4 +143,4 @@ class LocalBackend:
         return {stream: tail(path, lines) for stream, path in log_paths(self.logs_dir, name).items()}
 
     async def agent_metrics(self) -> list[Family]:
-        return agent_families(self.supervisor)
+        return agent_families(self.supervisor, self.hosts)

@@ -1,8 +1,8 @@
 """``GET /metrics``: the deployment server's Prometheus metrics, read from the supervisor at scrape time.
 
 Agent state (one gauge per agent and state, 1 for the current one), restarts, uptime, health-check
-failures and last exit code per agent; the server's own uptime, discovery problems and requests by
-route and status.
+failures and last exit code per agent, the same per model host (and the agents on each); the
+server's own uptime, discovery problems and requests by route and status.
 
 The text exposition format (0.0.4) is written here instead of through ``prometheus-client``: the
 library costs the supervisor about 1.4 MB of its 50 MB budget, and nothing here needs more than a
@@ -20,6 +20,8 @@ from atoll.deploy.runner import FAILED, RESTARTING, RUNNING, STARTING, STOPPED, 
 
 if TYPE_CHECKING:
     from atoll.deploy.middleware import RequestStats
+    from atoll.deploy.model_hosts import ModelHosts
+    from atoll.deploy.runner import AgentRunner
     from atoll.deploy.supervisor import Supervisor
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -65,26 +67,43 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def agent_families(supervisor: Supervisor) -> list[Family]:
-    state = Family("atoll_deploy_agent_state", "gauge", "1 for the state each agent is in, 0 for the others.")
-    restarts = Family("atoll_deploy_agent_restart_count", "gauge",
-                      "Restarts since the agent was last started by hand (as atoll status shows).")
-    restarts_total = Family("atoll_deploy_agent_restarts_total", "counter",
+def agent_families(supervisor: Supervisor, hosts: ModelHosts | None = None) -> list[Family]:
+    """The agents' families; with ``hosts``, the same for each model host (``atoll_deploy_model_host_*``,
+    label ``host``) and how many agents use it."""
+    families = _runner_families("atoll_deploy_agent", "agent", supervisor.runners)
+    if hosts is not None:
+        families += _runner_families("atoll_deploy_model_host", "model host", hosts.runners)
+        using = Family("atoll_deploy_model_host_agents", "gauge", "Agents that run on the model host.")
+        for host in hosts.statuses([runner.spec for runner in supervisor.runners.values()]):
+            using.add(len(host["agents"]), host=host["name"])
+        families.append(using)
+    return families
+
+
+def _runner_families(prefix: str, what: str, runners: dict[str, AgentRunner]) -> list[Family]:
+    """State, restarts, uptime, failed health checks and last exit code of each supervised process,
+    labelled with its name (``agent`` or ``host``, the last word of ``what``)."""
+    label = what.split()[-1]
+    state = Family(f"{prefix}_state", "gauge", f"1 for the state each {what} is in, 0 for the others.")
+    restarts = Family(f"{prefix}_restart_count", "gauge",
+                      f"Restarts since the {what} was last started by hand (as atoll status shows).")
+    restarts_total = Family(f"{prefix}_restarts_total", "counter",
                             "Automatic restarts since the deployment server started.")
-    uptime = Family("atoll_deploy_agent_uptime_seconds", "gauge", "Seconds the agent has been up (0 when down).")
-    health = Family("atoll_deploy_agent_health_check_failures_total", "counter",
-                    "Failed health checks of a running agent.")
-    exit_code = Family("atoll_deploy_agent_last_exit_code", "gauge",
-                       "Exit code of the agent's last process (negative: killed by that signal).")
-    for name, runner in sorted(supervisor.runners.items()):
+    uptime = Family(f"{prefix}_uptime_seconds", "gauge", f"Seconds the {what} has been up (0 when down).")
+    health = Family(f"{prefix}_health_check_failures_total", "counter",
+                    f"Failed health checks of a running {what}.")
+    exit_code = Family(f"{prefix}_last_exit_code", "gauge",
+                       f"Exit code of the {what}'s last process (negative: killed by that signal).")
+    for name, runner in sorted(runners.items()):
+        named = {label: name}
         for candidate in STATES:
-            state.add(1.0 if runner.state == candidate else 0.0, agent=name, state=candidate)
-        restarts.add(runner.restarts, agent=name)
-        restarts_total.add(runner.restarts_total, agent=name)
-        uptime.add(runner.uptime() or 0.0, agent=name)
-        health.add(runner.health_failures, agent=name)
+            state.add(1.0 if runner.state == candidate else 0.0, **named, state=candidate)
+        restarts.add(runner.restarts, **named)
+        restarts_total.add(runner.restarts_total, **named)
+        uptime.add(runner.uptime() or 0.0, **named)
+        health.add(runner.health_failures, **named)
         if runner.last_exit_code is not None:
-            exit_code.add(runner.last_exit_code, agent=name)
+            exit_code.add(runner.last_exit_code, **named)
     return [state, restarts, restarts_total, uptime, health, exit_code]
 
 
