@@ -78,6 +78,8 @@ async def test_agent_prefix_reaches_any_agent_path_with_the_callers_credentials(
         generated = await run.client.post("/agent/Mail_Bot/api/generate",
                                           json={"model": "Mail_Bot", "prompt": "via prefix", "stream": False})
         assert generated.json()["response"] == "You said: via prefix"
+        for name in ("date", "server", "content-type"):  # the door's own, not also the agent's copy
+            assert len(generated.headers.get_list(name)) == 1, (name, generated.headers.multi_items())
 
         refused = await run.client.get("/agent/keyed/atoll/tools")
         assert refused.status_code == 401
