@@ -18,6 +18,12 @@ def greedy_ask(text: str, **options: Any) -> ModelRequest:
     return ask(text, **{"temperature": 0.0, "seed": 7, **options})
 
 
+def openai_agent_toml(name: str, port: int) -> str:
+    """An agent on the ``openai`` provider whose upstream is the test's own server on ``port``."""
+    return (f'[agent]\nname = "{name}"\n\n[llm]\nprovider = "openai"\nmodel = "m"\napi_key = "x"\n'
+            f'base_url = "http://127.0.0.1:{port}/v1"\n')
+
+
 async def collect(events: AsyncIterator[ModelEvent]) -> list[ModelEvent]:
     return [event async for event in events]
 

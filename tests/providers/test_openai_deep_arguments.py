@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.providers.helpers import openai_agent_toml
 from tests.support.servers import AgentServer, run_agent_server, write_agent
 
 DEEP = "[" * 100_000
@@ -53,8 +54,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
     folder: Path = tmp_path_factory.mktemp("deep")
-    toml = (f'[agent]\nname = "deep"\n\n[llm]\nprovider = "openai"\nmodel = "m"\napi_key = "x"\n'
-            f'base_url = "http://127.0.0.1:{upstream.server_address[1]}/v1"\n')
+    toml = openai_agent_toml("deep", upstream.server_address[1])
     try:
         with run_agent_server(write_agent(folder, toml), cwd=folder) as server:
             yield server

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.providers.helpers import openai_agent_toml
 from tests.support.servers import AgentServer, run_agent_server, write_agent
 
 FIRST_CHUNK = (b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
@@ -50,8 +51,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
     thread = threading.Thread(target=_serve, args=(listener,), daemon=True)
     thread.start()
     folder: Path = tmp_path_factory.mktemp("dropped")
-    toml = (f'[agent]\nname = "dropper"\n\n[llm]\nprovider = "openai"\nmodel = "m"\napi_key = "x"\n'
-            f'base_url = "http://127.0.0.1:{listener.getsockname()[1]}/v1"\n')
+    toml = openai_agent_toml("dropper", listener.getsockname()[1])
     try:
         with run_agent_server(write_agent(folder, toml), cwd=folder) as server:
             yield server

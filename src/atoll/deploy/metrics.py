@@ -70,9 +70,9 @@ def _number(value: float) -> str:
 def agent_families(supervisor: Supervisor, hosts: ModelHosts | None = None) -> list[Family]:
     """The agents' families; with ``hosts``, the same for each model host (``atoll_deploy_model_host_*``,
     label ``host``) and how many agents use it."""
-    families = _runner_families("atoll_deploy_agent", "agent", supervisor.runners)
+    families = _runner_families("atoll_deploy_agent", "agent", "agent", supervisor.runners)
     if hosts is not None:
-        families += _runner_families("atoll_deploy_model_host", "model host", hosts.runners)
+        families += _runner_families("atoll_deploy_model_host", "model host", "host", hosts.runners)
         using = Family("atoll_deploy_model_host_agents", "gauge", "Agents that run on the model host.")
         for host in hosts.statuses([runner.spec for runner in supervisor.runners.values()]):
             using.add(len(host["agents"]), host=host["name"])
@@ -80,10 +80,9 @@ def agent_families(supervisor: Supervisor, hosts: ModelHosts | None = None) -> l
     return families
 
 
-def _runner_families(prefix: str, what: str, runners: dict[str, AgentRunner]) -> list[Family]:
-    """State, restarts, uptime, failed health checks and last exit code of each supervised process,
-    labelled with its name (``agent`` or ``host``, the last word of ``what``)."""
-    label = what.split()[-1]
+def _runner_families(prefix: str, what: str, label: str, runners: dict[str, AgentRunner]) -> list[Family]:
+    """State, restarts, uptime, failed health checks and last exit code of each supervised process
+    (``what`` in the help texts), its name under ``label``."""
     state = Family(f"{prefix}_state", "gauge", f"1 for the state each {what} is in, 0 for the others.")
     restarts = Family(f"{prefix}_restart_count", "gauge",
                       f"Restarts since the {what} was last started by hand (as atoll status shows).")

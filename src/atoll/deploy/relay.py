@@ -37,9 +37,9 @@ CLIENT_HEADERS = ("x-atoll-client", "x-atoll-front-door-key")
 #: Headers that belong to one hop of the connection and are not relayed.
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
               "proxy-connection", "te", "trailer"}
-#: Response headers the front door's own server writes (uvicorn): the agent's copies are not relayed,
-#: or a caller would see each twice.
-OWN_RESPONSE_HEADERS = {"date", "server"}
+#: Response headers not relayed back: those of the hop, and those the front door's own server (uvicorn)
+#: writes, which a caller would otherwise see twice.
+NOT_RELAYED_BACK = HOP_BY_HOP | {"date", "server"}
 #: Largest request body the front door relays (an agent's own default limit is the same).
 MAX_ROUTED_BODY = 8 * 1024 * 1024
 
@@ -164,7 +164,7 @@ async def _forward(request: Request, client: RelayClient, url: str, body: bytes,
         return error(request, 502, f"{what} is unreachable: {exc or type(exc).__name__}")
     relayed: dict[str, str] = {}
     for key, value in response.headers.items():
-        if key.lower() not in HOP_BY_HOP and key.lower() not in OWN_RESPONSE_HEADERS:
+        if key.lower() not in NOT_RELAYED_BACK:
             relayed[key] = f"{relayed[key]}, {value}" if key in relayed else value
 
     async def done() -> None:
